@@ -1,0 +1,123 @@
+// swift-tools-version:6.1
+// Parley: end-to-end encrypted calls and messages. See docs/ARCHITECTURE.md for the module map.
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "parley",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "parley", targets: ["parley"]),
+        .executable(name: "FuzzSTUN", targets: ["FuzzSTUN"]),
+        .library(name: "ParleyWire", targets: ["ParleyWire"]),
+        .library(name: "ParleyCrypto", targets: ["ParleyCrypto"]),
+        .library(name: "ParleyRelay", targets: ["ParleyRelay"]),
+        .library(name: "ParleyNAT", targets: ["ParleyNAT"]),
+        .library(name: "ParleyServer", targets: ["ParleyServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    ],
+    targets: [
+        // zlib's crc32 for STUN FINGERPRINT (Debian zlib1g-dev).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // Value types and codecs. No I/O, no clocks.
+        .target(
+            name: "ParleyWire",
+            dependencies: [
+                "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        // Device identities and key files.
+        .target(
+            name: "ParleyCrypto",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        // STUN server (and later TURN): sans-I/O cores plus NIO handlers.
+        .target(
+            name: "ParleyRelay",
+            dependencies: [
+                "ParleyWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // Client-side NAT work: RFC 5780 behaviour discovery.
+        .target(
+            name: "ParleyNAT",
+            dependencies: [
+                "ParleyWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        // Config, logging, HTTP, service wiring.
+        .target(
+            name: "ParleyServer",
+            dependencies: [
+                "ParleyRelay",
+                "ParleyCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "parley",
+            dependencies: [
+                "ParleyServer",
+                "ParleyNAT",
+                "ParleyCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        // libFuzzer target for the STUN decoder. Built with -DFUZZING it exports LLVMFuzzerTestOneInput;
+        // built normally it replays corpus files given on the command line (crash regressions).
+        .executableTarget(
+            name: "FuzzSTUN",
+            dependencies: ["ParleyWire", "ParleyRelay"],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], resources: [.copy("Corpus")]),
+        .testTarget(name: "ParleyCryptoTests", dependencies: ["ParleyCrypto"]),
+        .testTarget(
+            name: "ParleyRelayTests",
+            dependencies: [
+                "ParleyRelay", "ParleyWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "ParleyNATTests", dependencies: ["ParleyNAT", "ParleyRelay", "ParleyWire"]),
+        .testTarget(name: "ParleyServerTests", dependencies: ["ParleyServer", "ParleyRelay", "ParleyNAT"]),
+    ]
+)

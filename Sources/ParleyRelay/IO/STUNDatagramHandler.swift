@@ -1,0 +1,88 @@
+import Logging
+import NIOCore
+import ParleyWire
+
+/// The UDP socket set of one event loop: the sockets this loop owns, by endpoint, so a CHANGE-REQUEST
+/// (RFC 5780) can be answered from another address without leaving the loop.
+public final class STUNSocketSet: @unchecked Sendable {
+    // Written once per loop before any read is enabled, then only read on that loop.
+    var channels: [STUNEndpoint: any Channel] = [:]
+    public init() {}
+}
+
+/// Answers STUN over one UDP socket: datagrams in, ``STUNServer`` decides, answers out, batched.
+///
+/// Reads arrive in vectors (recvmmsg, `datagramVectorReadMessageCount`); answers are written without a
+/// flush and flushed once in `channelReadComplete`, which NIO turns into one sendmmsg. Answer buffers
+/// come from a per-handler pool that is reused once NIO has sent them, so steady-state answering
+/// allocates nothing in this handler.
+public final class STUNDatagramHandler: ChannelInboundHandler {
+    public typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    public typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    private let server: STUNServer
+    private let endpoint: STUNEndpoint
+    private let sockets: STUNSocketSet
+    private let metrics: STUNMetrics
+    private let now: @Sendable () -> UInt64
+    private var pool: [ByteBuffer] = []
+    private var poolNext = 0
+    private var empty = ByteBuffer()
+    private var crossSocketWrites = false
+
+    public init(server: STUNServer, endpoint: STUNEndpoint, sockets: STUNSocketSet, metrics: STUNMetrics,
+                now: @escaping @Sendable () -> UInt64) {
+        self.server = server
+        self.endpoint = endpoint
+        self.sockets = sockets
+        self.metrics = metrics
+        self.now = now
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        pool = (0..<512).map { _ in context.channel.allocator.buffer(capacity: 256) }
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        guard let source = STUNAddress(envelope.remoteAddress) else { return }
+        var out: ByteBuffer
+        if poolNext < pool.count {
+            // Take the pooled buffer, leaving the shared empty one in its slot, so `out` is uniquely
+            // referenced (once NIO has sent it) and clear() reuses its storage.
+            out = empty
+            swap(&out, &pool[poolNext])
+            out.clear()
+        } else {
+            out = context.channel.allocator.buffer(capacity: 256)
+        }
+        let action = server.handle(envelope.data, from: source, on: endpoint, transport: .udp, now: now(), into: &out)
+        metrics.record(action, transport: .udp, bytesIn: envelope.data.readableBytes, bytesOut: out.readableBytes)
+        if poolNext < pool.count {
+            pool[poolNext] = out
+            poolNext += 1
+        }
+        guard case .respond(let destination, let from, _) = action else { return }
+        let remote = destination == source ? envelope.remoteAddress : destination.socketAddress()
+        if from == endpoint {
+            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: remote, data: out)), promise: nil)
+        } else if let other = sockets.channels[from] {
+            // RFC 5780: answer from another of our addresses. Same event loop, so this is a plain write.
+            other.write(AddressedEnvelope(remoteAddress: remote, data: out), promise: nil)
+            crossSocketWrites = true
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+        if crossSocketWrites {
+            for (e, c) in sockets.channels where e != endpoint { c.flush() }
+            crossSocketWrites = false
+        }
+        poolNext = 0
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // ICMP errors surface here as ECONNREFUSED on the next read; a UDP server ignores them.
+    }
+}

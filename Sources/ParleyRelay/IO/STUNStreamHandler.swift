@@ -1,0 +1,91 @@
+import NIOCore
+import ParleyWire
+
+/// STUN over a byte stream (TCP, or TLS after NIOSSL's handler), RFC 8489 §6.2.2: messages are
+/// self-delimiting by their length field. A frame longer than the limit, or bytes that cannot start a
+/// STUN message, close the connection (a stream cannot resynchronise). Idle connections are closed by
+/// an `IdleStateHandler` in front of this one.
+public final class STUNStreamHandler: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    private let server: STUNServer
+    private let transport: STUNTransport
+    private let maxFrame: Int
+    private let metrics: STUNMetrics
+    private let now: @Sendable () -> UInt64
+    private var pending: ByteBuffer?
+    private var source: STUNAddress?
+    private var closing = false
+
+    public init(server: STUNServer, transport: STUNTransport, maxFrame: Int, metrics: STUNMetrics,
+                now: @escaping @Sendable () -> UInt64) {
+        self.server = server
+        self.transport = transport
+        self.maxFrame = maxFrame
+        self.metrics = metrics
+        self.now = now
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        source = context.channel.remoteAddress.flatMap(STUNAddress.init)
+        metrics.tcpConnections.increment()
+        context.fireChannelActive()
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        var incoming = unwrapInboundIn(data)
+        if pending == nil {
+            pending = incoming
+        } else {
+            pending!.writeBuffer(&incoming)
+        }
+        var wrote = false
+        while let buffer = pending, buffer.readableBytes >= 4 {
+            guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), STUNDecoder.looksLikeSTUN(first) else {
+                return close(context, reason: "not-stun")
+            }
+            let length = STUNDecoder.frameLength(buffer)!
+            guard length <= maxFrame else { return close(context, reason: "frame-too-large") }
+            guard buffer.readableBytes >= length else { break }
+            let frame = pending!.readSlice(length: length)!
+            guard let source else { return close(context, reason: "error") }
+            var out = context.channel.allocator.buffer(capacity: 256)
+            let action = server.handle(frame, from: source, on: .primary, transport: transport, now: now(), into: &out)
+            metrics.record(action, transport: transport, bytesIn: length, bytesOut: out.readableBytes)
+            if case .respond = action {
+                context.write(wrapOutboundOut(out), promise: nil)
+                wrote = true
+            }
+        }
+        if pending?.readableBytes == 0 { pending = nil } else { pending?.discardReadBytes() }
+        if wrote { context.flush() }
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            close(context, reason: "idle-timeout")
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        if !closing { metrics.tcpClosed["eof"]?.increment() }
+        closing = true
+        context.fireChannelInactive()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        close(context, reason: "error")
+    }
+
+    private func close(_ context: ChannelHandlerContext, reason: String) {
+        guard !closing else { return }
+        closing = true
+        pending = nil
+        metrics.tcpClosed[reason]?.increment()
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,248 @@
+import Foundation
+
+/// Everything `parley serve` can be told, with its default. Each field is one documented key of
+/// `parley.conf` and one `--flag` (the key with `.` and `_` turned into `-`): see ``ConfigKey/all``.
+public struct ServerConfiguration: Sendable, Equatable {
+    // server
+    public var threads = ProcessInfo.processInfo.activeProcessorCount
+    // log
+    public var logDirectory: String? = nil
+    public var logLevel = "info"
+    public var logMaxSize = 10 << 20
+    public var logRetention = 14
+    public var logStderr = false
+    // http
+    public var httpListen = "0.0.0.0"
+    public var httpPort = 8080
+    // stun
+    public var stunEnabled = true
+    public var stunListen = ["0.0.0.0", "::"]
+    public var stunPort = 3478
+    public var stunTCP = true
+    public var stunTLSPort = 5349
+    public var stunTLSCertificate: String? = nil
+    public var stunTLSPrivateKey: String? = nil
+    public var stunAlternateAddress: String? = nil
+    public var stunAlternatePort: Int? = nil
+    public var stunSoftware: String? = "parley"
+    public var stunAlternateServer: String? = nil
+    public var stunAlternateServerUnauthenticated = false
+    public var stunAmplificationAllowance = 64
+    public var stunMaxStreamFrame = 2048
+    public var stunStreamIdleTimeout = 30
+    public var stunVectorReads = 64
+    public var stunRealm = "parley"
+    public var stunAuthSecretFile: String? = nil
+    public var stunRequireAuth = false
+
+    public init() {}
+
+    /// Applies entries (from a file, then flags), refusing unknown keys and bad values with their origin.
+    public mutating func apply(_ entries: [ConfigEntry]) throws(ConfigError) {
+        for entry in entries {
+            guard let key = ConfigKey.byName[entry.key] else {
+                throw ConfigError(entry.origin, "unknown key '\(entry.key)'" + ConfigKey.suggestion(for: entry.key))
+            }
+            try key.apply(&self, entry.value, entry.origin)
+        }
+        try validate()
+    }
+
+    /// Cross-key checks.
+    public func validate() throws(ConfigError) {
+        if (stunAlternateAddress == nil) != (stunAlternatePort == nil) {
+            throw ConfigError(.defaultValue, "stun.alternate_address and stun.alternate_port must be set together")
+        }
+        if stunAlternateAddress != nil && stunListen.count != 1 {
+            throw ConfigError(.defaultValue, "RFC 5780 (stun.alternate_address) needs exactly one stun.listen address, the primary")
+        }
+        if stunAlternateAddress != nil && (stunPort == 0 || stunAlternatePort == 0) {
+            throw ConfigError(.defaultValue, "RFC 5780 needs fixed ports: stun.port and stun.alternate_port cannot be 0")
+        }
+        if (stunTLSCertificate == nil) != (stunTLSPrivateKey == nil) {
+            throw ConfigError(.defaultValue, "stun.tls_certificate and stun.tls_private_key must be set together")
+        }
+        if stunRequireAuth && stunAuthSecretFile == nil {
+            throw ConfigError(.defaultValue, "stun.require_auth needs stun.auth_secret_file")
+        }
+    }
+}
+
+/// One configuration key: name, help, and how to parse it into ``ServerConfiguration``.
+public struct ConfigKey: Sendable {
+    public let name: String
+    public let help: String
+    public let defaultText: String
+    /// Secret values are never echoed in messages or logs.
+    public let secret: Bool
+    let apply: @Sendable (inout ServerConfiguration, String, ConfigOrigin) throws(ConfigError) -> Void
+
+    /// The command-line flag for this key.
+    public var flag: String { name.replacingOccurrences(of: ".", with: "-").replacingOccurrences(of: "_", with: "-") }
+
+    init(_ name: String, _ defaultText: String, _ help: String, secret: Bool = false,
+         _ apply: @escaping @Sendable (inout ServerConfiguration, String, ConfigOrigin) throws(ConfigError) -> Void) {
+        self.name = name
+        self.defaultText = defaultText
+        self.help = help
+        self.secret = secret
+        self.apply = apply
+    }
+
+    public static let byName: [String: ConfigKey] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
+    public static let byFlag: [String: ConfigKey] = Dictionary(uniqueKeysWithValues: all.map { ($0.flag, $0) })
+
+    static func suggestion(for key: String) -> String {
+        let close = all.map(\.name).filter { $0.hasPrefix(key.split(separator: ".").first.map(String.init) ?? "") }
+        return close.isEmpty ? "" : " (known keys in that section: \(close.joined(separator: ", ")))"
+    }
+
+    public static let all: [ConfigKey] = [
+        ConfigKey("server.threads", "number of cores", "Event-loop threads.") { c, v, o throws(ConfigError) in
+            c.threads = try Parse.int(v, o, 1...256)
+        },
+        ConfigKey("log.directory", "(none: stderr)", "Directory for plain-text log files; empty logs to stderr.") { c, v, _ in
+            c.logDirectory = v.isEmpty ? nil : v
+        },
+        ConfigKey("log.level", "info", "trace, debug, info, notice, warning, error or critical.") { c, v, o throws(ConfigError) in
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(v) else {
+                throw ConfigError(o, "log.level must be one of trace, debug, info, notice, warning, error, critical; got '\(v)'")
+            }
+            c.logLevel = v
+        },
+        ConfigKey("log.max_size", "10M", "Rotate the log file when it reaches this size (bytes; K, M, G suffixes).") { c, v, o throws(ConfigError) in
+            c.logMaxSize = try Parse.size(v, o)
+        },
+        ConfigKey("log.retention", "14", "Rotated log files to keep.") { c, v, o throws(ConfigError) in
+            c.logRetention = try Parse.int(v, o, 1...10000)
+        },
+        ConfigKey("log.stderr", "no", "Also log to stderr when logging to files (the --foreground flag sets it).") { c, v, o throws(ConfigError) in
+            c.logStderr = try Parse.bool(v, o)
+        },
+        ConfigKey("http.listen", "0.0.0.0", "Address of the HTTP listener (/metrics, /healthz).") { c, v, o throws(ConfigError) in
+            c.httpListen = try Parse.address(v, o)
+        },
+        ConfigKey("http.port", "8080", "HTTP port; 0 picks a free one.") { c, v, o throws(ConfigError) in
+            c.httpPort = try Parse.port(v, o)
+        },
+        ConfigKey("stun.enabled", "yes", "Run the STUN server.") { c, v, o throws(ConfigError) in
+            c.stunEnabled = try Parse.bool(v, o)
+        },
+        ConfigKey("stun.listen", "0.0.0.0, ::", "Comma-separated addresses for STUN over UDP and TCP.") { c, v, o throws(ConfigError) in
+            let list = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !list.isEmpty else { throw ConfigError(o, "stun.listen needs at least one address") }
+            c.stunListen = try list.map { a throws(ConfigError) in try Parse.address(a, o) }
+        },
+        ConfigKey("stun.port", "3478", "STUN port (UDP and TCP); 0 picks a free one.") { c, v, o throws(ConfigError) in
+            c.stunPort = try Parse.port(v, o)
+        },
+        ConfigKey("stun.tcp", "yes", "Serve STUN over TCP as well as UDP.") { c, v, o throws(ConfigError) in
+            c.stunTCP = try Parse.bool(v, o)
+        },
+        ConfigKey("stun.tls_port", "5349", "STUN over TLS port, used when a certificate is configured.") { c, v, o throws(ConfigError) in
+            c.stunTLSPort = try Parse.port(v, o)
+        },
+        ConfigKey("stun.tls_certificate", "(none)", "PEM certificate chain for STUN over TLS.") { c, v, o throws(ConfigError) in
+            c.stunTLSCertificate = try Parse.readableFile(v, o)
+        },
+        ConfigKey("stun.tls_private_key", "(none)", "PEM private key for STUN over TLS.") { c, v, o throws(ConfigError) in
+            c.stunTLSPrivateKey = try Parse.readableFile(v, o)
+        },
+        ConfigKey("stun.alternate_address", "(none: RFC 5780 off)", "Second IP address for RFC 5780 NAT behaviour discovery.") { c, v, o throws(ConfigError) in
+            c.stunAlternateAddress = v.isEmpty ? nil : try Parse.address(v, o)
+        },
+        ConfigKey("stun.alternate_port", "(none: RFC 5780 off)", "Second port for RFC 5780 NAT behaviour discovery.") { c, v, o throws(ConfigError) in
+            c.stunAlternatePort = v.isEmpty ? nil : try Parse.port(v, o)
+        },
+        ConfigKey("stun.software", "parley", "SOFTWARE attribute text; 'off' sends none.") { c, v, o throws(ConfigError) in
+            guard v.utf8.count <= 128 else { throw ConfigError(o, "stun.software is limited to 128 bytes") }
+            c.stunSoftware = (v == "off" || v.isEmpty) ? nil : v
+        },
+        ConfigKey("stun.alternate_server", "(none)", "ADDRESS:PORT to redirect clients to with 300 Try Alternate.") { c, v, o throws(ConfigError) in
+            c.stunAlternateServer = v.isEmpty ? nil : try Parse.hostPort(v, o)
+        },
+        ConfigKey("stun.alternate_server_unauthenticated", "no", "Redirect unauthenticated requests too (RFC 8489 §10).") { c, v, o throws(ConfigError) in
+            c.stunAlternateServerUnauthenticated = try Parse.bool(v, o)
+        },
+        ConfigKey("stun.amplification_allowance", "64", "An unauthenticated answer is at most this many bytes longer than its request.") { c, v, o throws(ConfigError) in
+            c.stunAmplificationAllowance = try Parse.int(v, o, 24...512)
+        },
+        ConfigKey("stun.max_stream_frame", "2048", "Largest STUN message accepted over TCP/TLS; bigger closes the connection.") { c, v, o throws(ConfigError) in
+            c.stunMaxStreamFrame = try Parse.int(v, o, 20...65555)
+        },
+        ConfigKey("stun.stream_idle_timeout", "30", "Seconds of silence after which a TCP/TLS connection is closed.") { c, v, o throws(ConfigError) in
+            c.stunStreamIdleTimeout = try Parse.int(v, o, 1...86400)
+        },
+        ConfigKey("stun.vector_reads", "64", "Datagrams read per recvmmsg call.") { c, v, o throws(ConfigError) in
+            c.stunVectorReads = try Parse.int(v, o, 1...1024)
+        },
+        ConfigKey("stun.realm", "parley", "REALM for long-term credentials.") { c, v, o throws(ConfigError) in
+            guard !v.isEmpty, v.utf8.count <= 128 else { throw ConfigError(o, "stun.realm must be 1 to 128 bytes") }
+            c.stunRealm = v
+        },
+        ConfigKey("stun.auth_secret_file", "(none)", "File (mode 0600) of TURN REST shared secrets, one per line, for long-term credentials.",
+                  secret: false) { c, v, o throws(ConfigError) in
+            c.stunAuthSecretFile = v.isEmpty ? nil : try Parse.readableFile(v, o)
+        },
+        ConfigKey("stun.require_auth", "no", "Answer only requests with valid credentials (401 otherwise).") { c, v, o throws(ConfigError) in
+            c.stunRequireAuth = try Parse.bool(v, o)
+        },
+    ]
+}
+
+/// Value parsers shared by the keys; each error names the origin and what was expected.
+enum Parse {
+    static func bool(_ v: String, _ o: ConfigOrigin) throws(ConfigError) -> Bool {
+        switch v.lowercased() {
+        case "yes", "true", "on", "1": return true
+        case "no", "false", "off", "0": return false
+        default: throw ConfigError(o, "expected yes or no, got '\(v)'")
+        }
+    }
+
+    static func int(_ v: String, _ o: ConfigOrigin, _ range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        guard let n = Int(v), range.contains(n) else {
+            throw ConfigError(o, "expected an integer in \(range.lowerBound)...\(range.upperBound), got '\(v)'")
+        }
+        return n
+    }
+
+    static func port(_ v: String, _ o: ConfigOrigin) throws(ConfigError) -> Int { try int(v, o, 0...65535) }
+
+    static func size(_ v: String, _ o: ConfigOrigin) throws(ConfigError) -> Int {
+        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        var digits = v
+        var mult = 1
+        if let last = v.last?.uppercased().first, let u = units[last] {
+            mult = u
+            digits = String(v.dropLast())
+        }
+        guard let n = Int(digits), n > 0, n <= (1 << 40) / mult else { throw ConfigError(o, "expected a size like 10M, got '\(v)'") }
+        return n * mult
+    }
+
+    static func address(_ v: String, _ o: ConfigOrigin) throws(ConfigError) -> String {
+        var a = in_addr()
+        var a6 = in6_addr()
+        guard inet_pton(AF_INET, v, &a) == 1 || inet_pton(AF_INET6, v, &a6) == 1 else {
+            throw ConfigError(o, "expected an IPv4 or IPv6 address, got '\(v)'")
+        }
+        return v
+    }
+
+    static func hostPort(_ v: String, _ o: ConfigOrigin) throws(ConfigError) -> String {
+        guard let colon = v.lastIndex(of: ":"), let port = Int(v[v.index(after: colon)...]), (1...65535).contains(port) else {
+            throw ConfigError(o, "expected ADDRESS:PORT, got '\(v)'")
+        }
+        var host = String(v[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        _ = try address(host, o)
+        return v
+    }
+
+    static func readableFile(_ v: String, _ o: ConfigOrigin) throws(ConfigError) -> String? {
+        if v.isEmpty { return nil }
+        guard FileManager.default.isReadableFile(atPath: v) else { throw ConfigError(o, "cannot read file '\(v)'") }
+        return v
+    }
+}

@@ -1,0 +1,169 @@
+import Crypto
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import NIOSSL
+import ParleyRelay
+import ParleyWire
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+
+/// One running `parley serve`: STUN (UDP/TCP/TLS), HTTP (/metrics, /healthz), wired by
+/// swift-service-lifecycle. ``start(_:)`` returns once every socket is bound, so callers (the CLI,
+/// tests) know the real ports when they asked for port 0.
+public final class ParleyServerInstance: Sendable {
+    public let configuration: ServerConfiguration
+    public let logger: Logger
+    public let registry: PrometheusCollectorRegistry
+    public let stun: STUNService?
+    public let httpPort: Int
+    private let group: ServiceGroup
+    private let runTask: Task<Void, any Error>
+    private let eventLoops: MultiThreadedEventLoopGroup
+
+    /// The UDP port STUN actually listens on (primary endpoint).
+    public var stunPort: Int? {
+        stun?.boundAddresses.first { $0.transport == .udp }?.address.port
+    }
+
+    /// The TCP port STUN actually listens on.
+    public var stunTCPPort: Int? {
+        stun?.boundAddresses.first { $0.transport == .tcp }?.address.port
+    }
+
+    /// The TLS port STUN actually listens on.
+    public var stunTLSPort: Int? {
+        stun?.boundAddresses.first { $0.transport == .tls }?.address.port
+    }
+
+    private init(configuration: ServerConfiguration, logger: Logger, registry: PrometheusCollectorRegistry,
+                 stun: STUNService?, httpPort: Int, group: ServiceGroup, runTask: Task<Void, any Error>,
+                 eventLoops: MultiThreadedEventLoopGroup) {
+        self.configuration = configuration
+        self.logger = logger
+        self.registry = registry
+        self.stun = stun
+        self.httpPort = httpPort
+        self.group = group
+        self.runTask = runTask
+        self.eventLoops = eventLoops
+    }
+
+    /// Builds the logger `parley serve` uses for a configuration.
+    public static func makeLogger(_ c: ServerConfiguration, label: String = "parley") throws -> Logger {
+        let file = try c.logDirectory.map {
+            try RotatingLogFile(directory: $0, maxSize: c.logMaxSize, retention: c.logRetention)
+        }
+        let level = Logger.Level(rawValue: c.logLevel) ?? .info
+        return Logger(label: label) { l in PlainLogHandler(label: l, level: level, file: file, stderr: c.logStderr) }
+    }
+
+    /// Binds everything and starts serving. Throws if a socket cannot be bound or a file cannot be read.
+    public static func start(_ c: ServerConfiguration, logger: Logger? = nil,
+                             signals: [UnixSignal] = []) async throws -> ParleyServerInstance {
+        try c.validate()
+        let logger = try logger ?? makeLogger(c)
+        let registry = PrometheusCollectorRegistry()
+        let factory = PrometheusMetricsFactory(registry: registry)
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: c.threads)
+        var services: [any Service] = []
+
+        var stun: STUNService?
+        if c.stunEnabled {
+            let s = STUNService(listen: try stunListen(c), server: STUNServer(configuration: try stunServer(c)),
+                                group: loops, logger: logger, metrics: STUNMetrics(factory: factory),
+                                now: { UInt64(Date().timeIntervalSince1970) })
+            try await s.start()
+            services.append(s)
+            stun = s
+        }
+
+        let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let http = HTTPService.makeApplication(host: c.httpListen, port: c.httpPort, registry: registry, logger: logger) {
+            port in portContinuation.yield(port)
+        }
+        services.append(http)
+
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: signals, logger: logger))
+        let task = Task { try await group.run() }
+        var httpPort = 0
+        for await p in portStream {
+            httpPort = p
+            break
+        }
+        logger.info("parley ready", metadata: [
+            "stun_udp": "\(stun?.boundAddresses.first { $0.transport == .udp }?.address.port ?? 0)",
+            "http": "\(httpPort)",
+        ])
+        return ParleyServerInstance(configuration: c, logger: logger, registry: registry, stun: stun, httpPort: httpPort,
+                                    group: group, runTask: task, eventLoops: loops)
+    }
+
+    /// Waits until the server stops (a signal, or ``shutdown()``).
+    public func wait() async throws {
+        try await runTask.value
+        try await eventLoops.shutdownGracefully()
+    }
+
+    /// Stops serving and releases every socket and thread.
+    public func shutdown() async throws {
+        await group.triggerGracefulShutdown()
+        try await wait()
+    }
+
+    static func stunListen(_ c: ServerConfiguration) throws -> STUNListenConfiguration {
+        var tls: NIOSSLContext?
+        if let cert = c.stunTLSCertificate, let key = c.stunTLSPrivateKey {
+            let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
+            tls = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .file(key)))
+        }
+        return STUNListenConfiguration(
+            addresses: c.stunListen, port: c.stunPort, tlsPort: c.stunTLSPort, tls: tls,
+            alternateAddress: c.stunAlternateAddress, alternatePort: c.stunAlternatePort,
+            maxStreamFrame: c.stunMaxStreamFrame, streamIdleTimeout: .seconds(Int64(c.stunStreamIdleTimeout)),
+            vectorReads: c.stunVectorReads, udp: true, tcp: c.stunTCP)
+    }
+
+    static func stunServer(_ c: ServerConfiguration) throws -> STUNServerConfiguration {
+        var discovery: BehaviourDiscovery?
+        if let alt = c.stunAlternateAddress, let altPort = c.stunAlternatePort,
+            let primary = STUNAddress(parsing: c.stunListen[0], defaultPort: UInt16(c.stunPort)),
+            let alternate = STUNAddress(parsing: alt, defaultPort: UInt16(altPort))
+        {
+            discovery = BehaviourDiscovery(primaryIP: primary, alternateIP: alternate, primaryPort: UInt16(c.stunPort),
+                                           alternatePort: UInt16(altPort))
+        }
+        var auth: LongTermAuthenticator?
+        if let path = c.stunAuthSecretFile {
+            let secrets = try SecretFile.read(path)
+            auth = LongTermAuthenticator(realm: c.stunRealm, secrets: secrets)
+        }
+        return STUNServerConfiguration(
+            software: c.stunSoftware, behaviourDiscovery: discovery,
+            alternateServer: c.stunAlternateServer.flatMap { STUNAddress(parsing: $0) },
+            alternateServerForUnauthenticated: c.stunAlternateServerUnauthenticated,
+            amplificationAllowance: c.stunAmplificationAllowance, authentication: auth,
+            requireAuthentication: c.stunRequireAuth)
+    }
+}
+
+/// A file of shared secrets, one per line (`#` comments allowed), which must not be readable by
+/// group or others.
+public enum SecretFile {
+    public static func read(_ path: String) throws -> [String] {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw ConfigError(.flag("stun-auth-secret-file"), "cannot stat '\(path)'") }
+        guard st.st_mode & 0o077 == 0 else {
+            throw ConfigError(.file(path: path, line: 0),
+                              "secret file is accessible by group/others (mode \(String(st.st_mode & 0o777, radix: 8))); chmod 600 it")
+        }
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let secrets = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        guard !secrets.isEmpty else { throw ConfigError(.file(path: path, line: 0), "no secrets in file") }
+        return secrets
+    }
+}

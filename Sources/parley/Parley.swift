@@ -1,0 +1,20 @@
+import ArgumentParser
+import Foundation
+
+/// `parley`: the one executable. Server: `serve`. Client: `keygen`, `nat`. And `version`.
+@main
+struct Parley: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "parley",
+        abstract: "End-to-end encrypted calls and messages: server, client and tools.",
+        version: version,
+        subcommands: [Serve.self, Keygen.self, NAT.self, Version.self]
+    )
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version.")
+    func run() { print("parley \(Parley.version)") }
+}
