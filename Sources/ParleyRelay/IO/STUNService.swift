@@ -142,7 +142,7 @@ public final class STUNService: Service, Sendable {
                 }
             }
         if address.protocol == .inet6 {
-            bootstrap = bootstrap.channelOption(ChannelOptions.socketOption(.ipv6_v6only), value: 1)
+            bootstrap = bootstrap.channelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
         }
         // With port 0 every loop must share the first loop's port: rebind to what the kernel chose.
         let target = resolvedPort(for: address, datagram: true) ?? address
@@ -172,7 +172,7 @@ public final class STUNService: Service, Sendable {
                 }
             }
         if address.protocol == .inet6 {
-            bootstrap = bootstrap.serverChannelOption(ChannelOptions.socketOption(.ipv6_v6only), value: 1)
+            bootstrap = bootstrap.serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
         }
         let channel = try await bootstrap.bind(to: address).get()
         bound.withLockedValue { $0.append((transport, channel)) }

@@ -1,0 +1,66 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import XCTest
+
+@testable import ParleyServer
+
+final class LogRotationTests: XCTestCase {
+    private var dir = ""
+
+    override func setUp() {
+        dir = NSTemporaryDirectory() + "parley-log-\(UUID().uuidString)"
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    private func files() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+    }
+
+    func testRotatesAtSizeCapAndKeepsRetentionCount() throws {
+        let log = try RotatingLogFile(directory: dir, maxSize: 100, retention: 2)
+        for i in 0..<10 { log.write("line \(i) " + String(repeating: "x", count: 40)) }  // ~50 bytes each
+        let names = try files()
+        XCTAssertTrue(names.contains("parley.log"))
+        XCTAssertEqual(names.filter { $0.hasPrefix("parley.log.") }.count, 2, "\(names)")
+        let current = try String(contentsOfFile: dir + "/parley.log", encoding: .utf8)
+        XCTAssertTrue(current.contains("line 9"))
+        XCTAssertLessThanOrEqual(current.utf8.count, 100)
+    }
+
+    func testRotatesEvery24HoursWithInjectedClock() throws {
+        let now = NIOLockedValueBox(Date(timeIntervalSince1970: 1_800_000_000))
+        let log = try RotatingLogFile(directory: dir, maxSize: 1 << 20, retention: 5) { now.withLockedValue { $0 } }
+        log.write("day one")
+        now.withLockedValue { $0 += 3600 }
+        log.write("still day one")
+        XCTAssertEqual(try files(), ["parley.log"])
+        now.withLockedValue { $0 += 86400 }
+        log.write("day two")
+        let names = try files()
+        XCTAssertEqual(names.count, 2, "\(names)")
+        let rotated = try String(contentsOfFile: dir + "/" + names.first { $0 != "parley.log" }!, encoding: .utf8)
+        XCTAssertEqual(rotated, "day one\nstill day one\n")
+        XCTAssertEqual(try String(contentsOfFile: dir + "/parley.log", encoding: .utf8), "day two\n")
+    }
+
+    func testHandlerWritesPlainLinesAndRedactsSecretKeys() throws {
+        let file = try RotatingLogFile(directory: dir, maxSize: 1 << 20, retention: 1)
+        var logger = Logger(label: "stun") { l in PlainLogHandler(label: l, level: .info, file: file, stderr: false) }
+        logger[metadataKey: "transport"] = "udp"
+        logger.info("answered", metadata: ["secret": "hunter2", "password": "pw", "peer": "192.0.2.1:5"])
+        logger.debug("not at this level")
+        let text = try String(contentsOfFile: dir + "/parley.log", encoding: .utf8)
+        let lines = text.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1)
+        XCTAssertTrue(lines[0].contains(" info [stun] answered "), String(lines[0]))
+        XCTAssertTrue(lines[0].contains("peer=192.0.2.1:5"))
+        XCTAssertTrue(lines[0].contains("transport=udp"))
+        XCTAssertFalse(text.contains("hunter2"))
+        XCTAssertFalse(text.contains("pw "))
+        XCTAssertTrue(text.contains("secret=<redacted>"))
+    }
+}
