@@ -86,5 +86,8 @@ final class ConfigurationTests: XCTestCase {
         for key in ConfigKey.all { XCTAssertTrue(text.contains(key.name), "parley.conf.example does not document \(key.name)") }
         var c = ServerConfiguration()
         XCTAssertNoThrow(try c.apply(try ConfigFile.parse(text, path: example)))
+        // And docs/OPERATIONS.md lists every key.
+        let operations = try String(contentsOfFile: root.appendingPathComponent("docs/OPERATIONS.md").path, encoding: .utf8)
+        for key in ConfigKey.all { XCTAssertTrue(operations.contains("`\(key.name)`"), "docs/OPERATIONS.md does not list \(key.name)") }
     }
 }
