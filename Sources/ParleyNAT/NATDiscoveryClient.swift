@@ -30,7 +30,12 @@ public enum NATDiscoveryClient {
         }
         let clock = ContinuousClock()
         let origin = clock.now
-        func millis() -> UInt64 { UInt64((clock.now - origin).components.seconds * 1000 + (clock.now - origin).components.attoseconds / 1_000_000_000_000_000) }
+        func millis() -> UInt64 {
+            // One reading: seconds and attoseconds of two different readings could straddle a second
+            // boundary and make the clock jump back by up to a second.
+            let elapsed = (clock.now - origin).components
+            return UInt64(elapsed.seconds * 1000 + elapsed.attoseconds / 1_000_000_000_000_000)
+        }
 
         return try await channel.executeThenClose { inbound, outbound in
             var machine = NATDiscovery(server: target, local: local)
@@ -56,7 +61,8 @@ public enum NATDiscoveryClient {
                         try await outbound.write(AddressedEnvelope(remoteAddress: to.socketAddress(), data: bytes))
                     case .wake(let at):
                         timer?.cancel()
-                        let delay = at > millis() ? at - millis() : 0
+                        let current = millis()
+                        let delay = at > current ? at - current : 0
                         timer = Task {
                             try? await Task.sleep(for: .milliseconds(delay))
                             if !Task.isCancelled { continuation.yield(.tick) }

@@ -137,7 +137,10 @@ final class AuthenticationTests: XCTestCase {
         let a = send(server, request(username: user, password: password, nonce: nonce), now: t0, from: elsewhere)
         XCTAssertEqual(a.action, .respond(to: elsewhere, from: .primary, outcome: .error(.unauthenticated)))
         // A nonce with a far-future expiry but a made-up MAC is refused too.
-        let forged = String(format: "%016llx", t0 + 100_000) + "0123456789abcdef"
+        var forgedBytes = (0..<4).map { UInt8(truncatingIfNeeded: (t0 + 100_000) >> UInt64(24 - 8 * $0)) }
+        forgedBytes += Array(repeating: 0x5A, count: 8)
+        let forged = LongTermAuthenticator.base64url(forgedBytes)
+        XCTAssertEqual(forged.utf8.count, 16)
         let b = send(server, request(username: user, password: password, nonce: forged), now: t0)
         XCTAssertEqual(b.action, .respond(to: source, from: .primary, outcome: .error(.unauthenticated)))
     }
@@ -170,7 +173,7 @@ final class AuthenticationTests: XCTestCase {
         let server = makeServer(require: false)
         XCTAssertEqual(send(server, request(), now: t0).action, .respond(to: source, from: .primary, outcome: .success))
         let user = "\(t0 + 60):alice"
-        let bad = request(username: user, password: "wrong", nonce: "00000000000000000000000000000000")
+        let bad = request(username: user, password: "wrong", nonce: "AAAAAAAAAAAAAAAA")
         XCTAssertEqual(send(server, bad, now: t0).action, .respond(to: source, from: .primary, outcome: .error(.unauthenticated)))
     }
 

@@ -16,6 +16,12 @@ import ParleyWire
 ///   5. Mapping III: Binding to (alternate IP, alternate port); same as II → address-dependent, else
 ///      address-and-port-dependent.
 /// Times are in milliseconds on any monotonic clock.
+///
+/// Retransmission: every request is sent every ``rto`` ms until answered: at most ``attempts`` times for
+/// tests whose answer is expected (the step fails ``rto`` after the last try), ``filteringAttempts``
+/// times for the filtering tests, where silence is an answer (the step concludes ``rto`` after the last
+/// try). A wake-up before the current deadline (a stale timer the driver could not cancel in time) sends
+/// nothing and only repeats the deadline, so it cannot use up tries.
 public struct NATDiscovery: Sendable {
     public enum Action: Sendable, Equatable {
         case send(ByteBuffer, to: STUNAddress)
@@ -39,6 +45,8 @@ public struct NATDiscovery: Sendable {
     private var step = Step.primary
     private var transaction = STUNTransactionID.random()
     private var sent = 0
+    /// When the current try times out.
+    private var deadline: UInt64 = 0
     private var mapped1: STUNAddress?
     private var other: STUNAddress?
     private var mapped2: STUNAddress?
@@ -53,6 +61,8 @@ public struct NATDiscovery: Sendable {
     public mutating func start(now: UInt64) -> [Action] { transmit(now: now) }
 
     public mutating func timerFired(now: UInt64) -> [Action] {
+        guard step != .done else { return [] }
+        if now < deadline { return [.wake(atMillis: deadline)] }
         if sent < (isFilteringStep ? filteringAttempts : attempts) { return transmit(now: now) }
         switch step {
         case .primary:
@@ -120,10 +130,16 @@ public struct NATDiscovery: Sendable {
         let ports = [m1.port, mapped2?.port, mapped2 == mapped3 && mapping == .endpointIndependent ? nil : mapped3.port]
             .compactMap { $0 }
         let finalMapping: MappingBehaviour = m1 == local ? .noNAT : mapping
+        // Only mappings the NAT newly created say how it allocates: test II's when it differs from test
+        // I's, test III's when it differs from test II's. (An address-dependent NAT reuses test II's
+        // mapping for test III; counting that repeat as a step of 0 hid sequential allocation.)
+        var fresh = [m1.port]
+        if let m2 = mapped2, m2 != m1 {
+            fresh.append(m2.port)
+            if mapping != .endpointIndependent, mapped3 != m2 { fresh.append(mapped3.port) }
+        }
         let allocation: PortAllocation
-        if m1.port == local.port && mapping == .endpointIndependent {
-            allocation = .preserved
-        } else if ports.count >= 2, zip(ports, ports.dropFirst()).allSatisfy({ (1...16).contains(Int($1) - Int($0)) }) {
+        if fresh.count >= 2, zip(fresh, fresh.dropFirst()).allSatisfy({ (1...16).contains(Int($1) - Int($0)) }) {
             allocation = .sequential
         } else if m1.port == local.port {
             allocation = .preserved
@@ -156,6 +172,7 @@ public struct NATDiscovery: Sendable {
             return []
         }
         w.appendFingerprint(into: &buf)
-        return [.send(buf, to: destination), .wake(atMillis: now + rto)]
+        deadline = now + rto
+        return [.send(buf, to: destination), .wake(atMillis: deadline)]
     }
 }

@@ -86,6 +86,8 @@ public final class STUNStreamHandler: ChannelInboundHandler {
         closing = true
         pending = nil
         metrics.tcpClosed[reason]?.increment()
+        // Answers already written for earlier frames of the same read go out before the close.
+        context.flush()
         context.close(promise: nil)
     }
 }

@@ -81,27 +81,37 @@ public struct LongTermAuthenticator: Sendable {
 
     enum NonceCheck { case good, expired, bad }
 
-    /// A nonce valid for ``nonceLifetime`` seconds from `now`, bound to the client's IP: 16 hex digits of
-    /// expiry followed by 16 of MAC.
+    /// A nonce valid for ``nonceLifetime`` seconds from `now`, bound to the client's IP: base64url (no
+    /// padding) of 4 bytes of expiry and 8 bytes of MAC — 16 characters, short enough that a 401 stays
+    /// within the amplification allowance.
     public func makeNonce(source: STUNAddress, now: UInt64) -> String {
-        let expiry = now + nonceLifetime
-        return hex(expiry) + hex(mac(expiry: expiry, source: source))
+        let expiry = UInt32(truncatingIfNeeded: min(now + nonceLifetime, UInt64(UInt32.max)))
+        return Self.base64url(bytes(UInt64(expiry)).suffix(4) + bytes(mac(expiry: expiry, source: source)))
     }
 
     func checkNonce(_ nonce: String, source: STUNAddress, now: UInt64) -> NonceCheck {
-        let u = Array(nonce.utf8)
-        guard u.count == 32, let expiry = UInt64(String(nonce.prefix(16)), radix: 16),
-            let tag = UInt64(String(nonce.suffix(16)), radix: 16)
-        else { return .bad }
-        let expected = mac(expiry: expiry, source: source)
-        guard STUNIntegrity.constantTimeEqual(bytes(tag), bytes(expected)) else { return .bad }
-        return expiry >= now ? .good : .expired
+        guard nonce.utf8.count == 16, let raw = Self.unbase64url(nonce), raw.count == 12 else { return .bad }
+        let expiry = raw.prefix(4).reduce(UInt32(0)) { ($0 << 8) | UInt32($1) }
+        let expected = bytes(mac(expiry: expiry, source: source))
+        guard STUNIntegrity.constantTimeEqual(Array(raw.suffix(8)), expected) else { return .bad }
+        return UInt64(expiry) >= now ? .good : .expired
     }
 
-    private func mac(expiry: UInt64, source: STUNAddress) -> UInt64 {
-        var input = bytes(expiry)
+    static func base64url(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func unbase64url(_ text: String) -> [UInt8]? {
+        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while s.utf8.count % 4 != 0 { s += "=" }
+        return Data(base64Encoded: s).map { Array($0) }
+    }
+
+    private func mac(expiry: UInt32, source: STUNAddress) -> UInt64 {
+        var input = Array(bytes(UInt64(expiry)).suffix(4))
         switch source.withPort(0) {
-        case .v4(let a, _): input += bytes(UInt64(a))
+        case .v4(let a, _): input += bytes(UInt64(a)).suffix(4)
         case .v6(let h, let l, _): input += bytes(h) + bytes(l)
         }
         let code = Array(HMAC<SHA256>.authenticationCode(for: input, using: nonceKey))
@@ -109,8 +119,4 @@ public struct LongTermAuthenticator: Sendable {
     }
 
     private func bytes(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> UInt64(56 - 8 * $0)) } }
-    private func hex(_ v: UInt64) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
-    }
 }

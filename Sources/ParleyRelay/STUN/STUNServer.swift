@@ -60,20 +60,6 @@ public struct STUNServer: Sendable {
             return error(.badRequest, to: message, source: source, endpoint: endpoint, budget: budget, into: &out)
         }
 
-        // RFC 8489 §6.3.1.1: comprehension-required attributes we do not understand → 420.
-        var unknown = UnknownList()
-        message.forEachAttribute { type, _, _ in
-            if type.isComprehensionRequired && !understands(type) { unknown.append(type) }
-            return true
-        }
-        if unknown.count > 0 {
-            let w = STUNMessageWriter(responseTo: header, messageClass: .errorResponse, into: &out)
-            w.appendErrorCode(.unknownAttribute, reason: "", into: &out)
-            w.appendUnknownAttributes(unknown.types, into: &out)
-            if fingerprint { w.appendFingerprint(into: &out) }
-            return .respond(to: source, from: endpoint, outcome: .error(.unknownAttribute))
-        }
-
         // Credentials (RFC 8489 §9.2.4), when configured and offered or required.
         var integrity: (key: STUNIntegrityKey, sha256: Bool)?
         let offered = message.messageIntegrityOffset != nil || message.messageIntegritySHA256Offset != nil
@@ -94,6 +80,26 @@ public struct STUNServer: Sendable {
                 return .respond(to: source, from: endpoint, outcome: .error(code))
             }
         }
+        // RFC 8489 §6.3.1.1, after authentication (RFC 5389 §7.3.1 order): comprehension-required
+        // attributes we do not understand → 420, protected when the request was.
+        var unknown = UnknownList()
+        message.forEachAttribute { type, offset, length in
+            if type.isComprehensionRequired && !understands(type, in: message, offset: offset, length: length) {
+                unknown.append(type)
+            }
+            return true
+        }
+        if unknown.count > 0 {
+            let w = STUNMessageWriter(responseTo: header, messageClass: .errorResponse, into: &out)
+            w.appendErrorCode(.unknownAttribute, reason: "", into: &out)
+            var types = unknown.types
+            // RFC 3489 §11.2.11: an odd count repeats one entry so the length stays a multiple of 4.
+            if !header.hasMagicCookie && types.count % 2 == 1 { types.append(types[types.count - 1]) }
+            w.appendUnknownAttributes(types, into: &out)
+            finish(w, integrity: integrity, fingerprint: fingerprint, into: &out)
+            return .respond(to: source, from: endpoint, outcome: .error(.unknownAttribute))
+        }
+
         // With no credentials configured, integrity the client offers cannot be checked: the answer goes
         // out unprotected (a public STUN server has no users to know).
 
@@ -123,7 +129,7 @@ public struct STUNServer: Sendable {
                 from = endpoint.changed(ip: ip, port: port)
             }
             if let rp = message.value(of: .responsePort) {
-                guard rp.readableBytes == 4, let port = rp.getInteger(at: rp.readerIndex, as: UInt16.self),
+                guard rp.readableBytes == 4 || rp.readableBytes == 2, let port = rp.getInteger(at: rp.readerIndex, as: UInt16.self),
                     transport == .udp, header.hasMagicCookie
                 else {
                     return error(.badRequest, to: message, source: source, endpoint: endpoint, budget: budget, into: &out)
@@ -143,7 +149,9 @@ public struct STUNServer: Sendable {
         } else {
             w.append(.mappedAddress, address: source, xor: false, into: &out)
         }
-        if let discovery = configuration.behaviourDiscovery {
+        // OTHER-ADDRESS and RESPONSE-ORIGIN describe the four UDP sockets; a stream was accepted on a
+        // socket that has no such counterparts, so they are sent over UDP only.
+        if let discovery = configuration.behaviourDiscovery, transport == .udp {
             let origin = discovery.address(from)
             let other = discovery.address(endpoint.other)
             let originType: STUNAttributeType = header.hasMagicCookie ? .responseOrigin : .sourceAddress
@@ -154,7 +162,9 @@ public struct STUNServer: Sendable {
         if header.hasMagicCookie && fits(addressSize, out) {
             w.append(.mappedAddress, address: source, xor: false, into: &out)
         }
-        if let softwareBytes, fits(4 + ((softwareBytes.count + 3) & ~3), out) {
+        // RFC 3489 parsers require attribute lengths in multiples of 4; SOFTWARE (their SERVER) is
+        // left out for them rather than sent with a length they reject.
+        if let softwareBytes, header.hasMagicCookie, fits(4 + ((softwareBytes.count + 3) & ~3), out) {
             w.append(.software, softwareBytes, into: &out)
         }
         // RFC 5780 §7.6: PADDING is honoured only for authenticated requests (it is an amplifier).
@@ -167,10 +177,16 @@ public struct STUNServer: Sendable {
     }
 
     /// Attributes a Binding request may carry that this server understands.
-    private func understands(_ type: STUNAttributeType) -> Bool {
+    private func understands(_ type: STUNAttributeType, in message: STUNMessage, offset: Int, length: Int) -> Bool {
         switch type {
         case .username, .userhash, .messageIntegrity, .messageIntegritySHA256, .realm, .nonce, .passwordAlgorithm:
             return true
+        case .changeRequest where configuration.behaviourDiscovery == nil:
+            // RFC 3489 clients send CHANGE-REQUEST with no flags in every test; that asks for nothing
+            // we cannot do. Only a request for an actual change is unknown without RFC 5780.
+            guard length == 4 else { return false }
+            let flags = message.bytes.getInteger(at: message.bytes.readerIndex + offset + 4, as: UInt32.self) ?? 0
+            return flags & 0x6 == 0
         case .changeRequest, .responsePort, .padding:
             return configuration.behaviourDiscovery != nil
         default:

@@ -177,7 +177,8 @@ public struct ConfigKey: Sendable {
             c.stunVectorReads = try Parse.int(v, o, 1...1024)
         },
         ConfigKey("stun.realm", "parley", "REALM for long-term credentials.") { c, v, o throws(ConfigError) in
-            guard !v.isEmpty, v.utf8.count <= 128 else { throw ConfigError(o, "stun.realm must be 1 to 128 bytes") }
+            // 32 bytes keeps a 401 challenge (ERROR-CODE, REALM, 16-byte NONCE) within the amplification cap.
+            guard !v.isEmpty, v.utf8.count <= 32 else { throw ConfigError(o, "stun.realm must be 1 to 32 bytes") }
             c.stunRealm = v
         },
         ConfigKey("stun.auth_secret_file", "(none)", "File (mode 0600) of TURN REST shared secrets, one per line, for long-term credentials.",
