@@ -15,6 +15,9 @@ let package = Package(
         .library(name: "ParleyRelay", targets: ["ParleyRelay"]),
         .library(name: "ParleyNAT", targets: ["ParleyNAT"]),
         .library(name: "ParleyServer", targets: ["ParleyServer"]),
+        .library(name: "ParleySignal", targets: ["ParleySignal"]),
+        .library(name: "ParleyStore", targets: ["ParleyStore"]),
+        .executable(name: "FuzzSignal", targets: ["FuzzSignal"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -26,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // zlib's crc32 for STUN FINGERPRINT (Debian zlib1g-dev).
@@ -58,6 +62,31 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // Storage: accounts, device keys, queued events, offline sealed mail. SQLite (GRDB) by default.
+        .target(
+            name: "ParleyStore",
+            dependencies: [
+                "ParleyCrypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Signaling: login, presence, calls, acknowledged queues, offline mail (sans-I/O machines + NIO).
+        .target(
+            name: "ParleySignal",
+            dependencies: [
+                "ParleyWire",
+                "ParleyCrypto",
+                "ParleyStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -106,7 +135,22 @@ let package = Package(
             dependencies: ["ParleyWire", "ParleyRelay"],
             swiftSettings: strict
         ),
+        // libFuzzer target for the signaling line codec (same conventions as FuzzSTUN).
+        .executableTarget(
+            name: "FuzzSignal",
+            dependencies: ["ParleyWire"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], resources: [.copy("Corpus")]),
+        .testTarget(name: "ParleyStoreTests", dependencies: ["ParleyStore", "ParleyCrypto"]),
+        .testTarget(
+            name: "ParleySignalTests",
+            dependencies: [
+                "ParleySignal", "ParleyWire", "ParleyCrypto", "ParleyStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "ParleyCryptoTests", dependencies: ["ParleyCrypto"]),
         .testTarget(
             name: "ParleyRelayTests",

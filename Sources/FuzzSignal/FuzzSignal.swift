@@ -1,0 +1,6 @@
+#if !FUZZING
+@main
+struct FuzzSignalMain {
+    static func main() {}
+}
+#endif
