@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "ParleyNAT", targets: ["ParleyNAT"]),
         .library(name: "ParleyServer", targets: ["ParleyServer"]),
         .library(name: "ParleySignal", targets: ["ParleySignal"]),
+        .library(name: "ParleyClient", targets: ["ParleyClient"]),
         .library(name: "ParleyStore", targets: ["ParleyStore"]),
         .executable(name: "FuzzSignal", targets: ["FuzzSignal"]),
     ],
@@ -122,9 +123,23 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The client SDK: login, calls (signaling part), sealed messages, key pinning.
+        .target(
+            name: "ParleyClient",
+            dependencies: [
+                "ParleyWire",
+                "ParleyCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "parley",
             dependencies: [
+                "ParleyClient",
                 "ParleyServer",
                 "ParleyNAT",
                 "ParleyCrypto",
@@ -147,6 +162,14 @@ let package = Package(
         ),
         .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], resources: [.copy("Corpus")]),
         .testTarget(name: "ParleyStoreTests", dependencies: ["ParleyStore", "ParleyCrypto"]),
+        .testTarget(
+            name: "ParleyClientTests",
+            dependencies: [
+                "ParleyClient", "ParleyWire", "ParleyCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "ParleySignalTests",
             dependencies: [

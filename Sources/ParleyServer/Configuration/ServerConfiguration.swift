@@ -34,6 +34,24 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var stunRealm = "parley"
     public var stunAuthSecretFile: String? = nil
     public var stunRequireAuth = false
+    // signal
+    public var signalEnabled = true
+    public var signalListen = ["0.0.0.0", "::"]
+    public var signalPort = 7000
+    public var signalTLSPort = 7001
+    public var signalTLSCertificate: String? = nil
+    public var signalTLSPrivateKey: String? = nil
+    public var signalMaxLine = 65536
+    public var signalReadTimeout = 60
+    public var signalLoginTimeout = 10
+    public var signalTimestampWindow = 30
+    public var signalRingTimeout = 45
+    public var signalDisconnectGrace = 10
+    public var signalMessageTTL = 30 * 86400
+    public var signalMailboxQuota = 64 << 20
+    public var signalAccountsFile: String? = nil
+    // store
+    public var storePath = "/var/lib/parley/parley.sqlite"
 
     public init() {}
 
@@ -61,6 +79,9 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
         if (stunTLSCertificate == nil) != (stunTLSPrivateKey == nil) {
             throw ConfigError(.defaultValue, "stun.tls_certificate and stun.tls_private_key must be set together")
+        }
+        if (signalTLSCertificate == nil) != (signalTLSPrivateKey == nil) {
+            throw ConfigError(.defaultValue, "signal.tls_certificate and signal.tls_private_key must be set together")
         }
         if stunRequireAuth && stunAuthSecretFile == nil {
             throw ConfigError(.defaultValue, "stun.require_auth needs stun.auth_secret_file")
@@ -187,6 +208,57 @@ public struct ConfigKey: Sendable {
         },
         ConfigKey("stun.require_auth", "no", "Answer only requests with valid credentials (401 otherwise).") { c, v, o throws(ConfigError) in
             c.stunRequireAuth = try Parse.bool(v, o)
+        },
+        ConfigKey("signal.enabled", "yes", "Run the signaling server (TCP, TLS, and WebSocket at /ws on the HTTP port).") { c, v, o throws(ConfigError) in
+            c.signalEnabled = try Parse.bool(v, o)
+        },
+        ConfigKey("signal.listen", "0.0.0.0, ::", "Comma-separated addresses for signaling over TCP/TLS.") { c, v, o throws(ConfigError) in
+            let list = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !list.isEmpty else { throw ConfigError(o, "signal.listen needs at least one address") }
+            c.signalListen = try list.map { a throws(ConfigError) in try Parse.address(a, o) }
+        },
+        ConfigKey("signal.port", "7000", "Signaling TCP port; 0 picks a free one.") { c, v, o throws(ConfigError) in
+            c.signalPort = try Parse.port(v, o)
+        },
+        ConfigKey("signal.tls_port", "7001", "Signaling over TLS port, used when a certificate is configured.") { c, v, o throws(ConfigError) in
+            c.signalTLSPort = try Parse.port(v, o)
+        },
+        ConfigKey("signal.tls_certificate", "(none)", "PEM certificate chain for signaling over TLS.") { c, v, o throws(ConfigError) in
+            c.signalTLSCertificate = try Parse.readableFile(v, o)
+        },
+        ConfigKey("signal.tls_private_key", "(none)", "PEM private key for signaling over TLS.") { c, v, o throws(ConfigError) in
+            c.signalTLSPrivateKey = try Parse.readableFile(v, o)
+        },
+        ConfigKey("signal.max_line", "65536", "Longest signaling line or WebSocket message in bytes; longer closes the connection.") { c, v, o throws(ConfigError) in
+            c.signalMaxLine = try Parse.int(v, o, 1024...(1 << 20))
+        },
+        ConfigKey("signal.read_timeout", "60", "Seconds without any frame (keepalives count) before a connection is closed.") { c, v, o throws(ConfigError) in
+            c.signalReadTimeout = try Parse.int(v, o, 5...3600)
+        },
+        ConfigKey("signal.login_timeout", "10", "Seconds a new connection has to log in.") { c, v, o throws(ConfigError) in
+            c.signalLoginTimeout = try Parse.int(v, o, 1...300)
+        },
+        ConfigKey("signal.timestamp_window", "30", "Largest accepted difference in seconds between a client timestamp and the server clock.") { c, v, o throws(ConfigError) in
+            c.signalTimestampWindow = try Parse.int(v, o, 1...3600)
+        },
+        ConfigKey("signal.ring_timeout", "45", "Seconds a call rings before it ends with 'timeout'.") { c, v, o throws(ConfigError) in
+            c.signalRingTimeout = try Parse.int(v, o, 5...600)
+        },
+        ConfigKey("signal.disconnect_grace", "10", "Seconds a disconnected device has to come back before its calls treat it as gone.") { c, v, o throws(ConfigError) in
+            c.signalDisconnectGrace = try Parse.int(v, o, 0...600)
+        },
+        ConfigKey("signal.message_ttl", "2592000", "Seconds an undelivered sealed message is kept (30 days).") { c, v, o throws(ConfigError) in
+            c.signalMessageTTL = try Parse.int(v, o, 60...(365 * 86400))
+        },
+        ConfigKey("signal.mailbox_quota", "64M", "Bytes of undelivered messages a user may hold (K, M, G suffixes).") { c, v, o throws(ConfigError) in
+            c.signalMailboxQuota = try Parse.size(v, o)
+        },
+        ConfigKey("signal.accounts_file", "(none)", "Accounts conf file (user.device = parley1.… lines), reloaded on SIGHUP.") { c, v, o throws(ConfigError) in
+            c.signalAccountsFile = try Parse.readableFile(v, o)
+        },
+        ConfigKey("store.path", "/var/lib/parley/parley.sqlite", "SQLite database file (created mode 0600).") { c, v, o throws(ConfigError) in
+            guard !v.isEmpty else { throw ConfigError(o, "store.path cannot be empty") }
+            c.storePath = v
         },
     ]
 }

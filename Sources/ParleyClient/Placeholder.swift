@@ -1,0 +1,1 @@
+// The client SDK; see docs/ARCHITECTURE.md.
