@@ -10,7 +10,7 @@ struct Parley: AsyncParsableCommand {
         commandName: "parley",
         abstract: "End-to-end encrypted calls and messages: server, client and tools.",
         version: version,
-        subcommands: [Serve.self, Keygen.self, NAT.self, Version.self]
+        subcommands: [Serve.self, Keygen.self, User.self, NAT.self, Version.self]
     )
 }
 

@@ -32,6 +32,13 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(c.logLevel, "debug")
     }
 
+    func testWindowsLineEndings() throws {
+        let c = try apply("stun.port = 3479\r\nlog.level = debug\r\n")
+        XCTAssertEqual(c.stunPort, 3479)
+        XCTAssertEqual(c.logLevel, "debug")
+        assertRefused("stun.port = 1\r\nstun.port = 2\r\n", line: 2, contains: "duplicate")
+    }
+
     func testDefaultsMatchTheDocumentedOnes() {
         let c = ServerConfiguration()
         XCTAssertEqual(c.stunPort, 3478)

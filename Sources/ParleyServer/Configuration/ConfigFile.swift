@@ -48,7 +48,8 @@ public enum ConfigFile {
         var entries: [ConfigEntry] = []
         var seen: [String: Int] = [:]
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Character-wise newline split: "\r\n" is a single Character in Swift, so CRLF files work too.
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             lineNumber += 1
             let origin = ConfigOrigin.file(path: path, line: lineNumber)
             var line = ""

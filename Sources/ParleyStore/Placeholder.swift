@@ -1,1 +1,0 @@
-// The storage layer; see docs/ARCHITECTURE.md.
