@@ -160,7 +160,7 @@ let package = Package(
             dependencies: ["ParleyWire"],
             swiftSettings: strict
         ),
-        .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], resources: [.copy("Corpus")]),
+        .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], exclude: ["SignalCorpus"], resources: [.copy("Corpus")]),
         .testTarget(name: "ParleyStoreTests", dependencies: ["ParleyStore", "ParleyCrypto"]),
         .testTarget(
             name: "ParleyClientTests",
