@@ -1,46 +1,87 @@
 #!/usr/bin/env bash
-# Fuzzes the STUN decoder and server core (Sources/FuzzSTUN) with libFuzzer.
+# Fuzzes a decoder with libFuzzer.
 #
-#   scripts/fuzz.sh [SECONDS]      default 60
+#   scripts/fuzz.sh [SECONDS]                  FuzzSTUN, default 60 s (as before)
+#   scripts/fuzz.sh PRODUCT [SECONDS]          PRODUCT is FuzzSTUN or FuzzSignal
+#   scripts/fuzz.sh PRODUCT replay             replays PRODUCT's seed directory (normal build, no libFuzzer)
 #
-# Seeds: Tests/ParleyWireTests/Corpus (valid messages, RFC 5769 vectors, kept crash inputs), read only.
-# New coverage-increasing inputs go to fuzz-artifacts/corpus, crash inputs to fuzz-artifacts/. Both are
-# scratch: keep a crash by copying it to Tests/ParleyWireTests/Corpus/crash-<name>, where
-# CorpusReplayTests and `swift run FuzzSTUN Tests/ParleyWireTests/Corpus` replay it.
+# FuzzSTUN: the STUN decoder and server core (Sources/FuzzSTUN). Seeds: Tests/ParleyWireTests/Corpus (valid
+# messages, RFC 5769 vectors, kept crash inputs), replayed by CorpusReplayTests.
+# FuzzSignal: the signaling line codec (Sources/FuzzSignal). Seeds: Tests/ParleyWireTests/SignalCorpus (one
+# file per frame kind, the PROTOCOL.md §3.7 transcript, kept crash inputs), replayed by
+# SignalCodecTests.testSignalCorpusReplays. That directory is not a package resource; tests read it from the
+# source tree.
+#
+# Seeds are read only. New coverage-increasing inputs go to fuzz-artifacts/corpus[-signal], crash inputs to
+# fuzz-artifacts/. Both are scratch: keep a crash by copying it to the seed directory as crash-<name>, where
+# the replay test and `swift run PRODUCT <seed dir>` replay it.
 set -euo pipefail
 
+product=FuzzSTUN
+if [[ $# -gt 0 && "$1" == Fuzz* ]]; then
+    product="$1"
+    shift
+fi
 seconds="${1:-60}"
-case "$seconds" in
-    ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
-esac
 
 cd "$(dirname "$0")/.."
-seeds=Tests/ParleyWireTests/Corpus
 artifacts=fuzz-artifacts
 scratch=.build-fuzz
 
-swift build -c release --sanitize=fuzzer -Xswiftc -DFUZZING --product FuzzSTUN --scratch-path "$scratch"
-binary="$(swift build -c release --sanitize=fuzzer -Xswiftc -DFUZZING --product FuzzSTUN --scratch-path "$scratch" \
-    --show-bin-path)/FuzzSTUN"
+case "$product" in
+    FuzzSTUN) seeds=Tests/ParleyWireTests/Corpus; corpus="$artifacts/corpus"; dict="$artifacts/stun.dict"; max_len=2048 ;;
+    FuzzSignal) seeds=Tests/ParleyWireTests/SignalCorpus; corpus="$artifacts/corpus-signal"; dict="$artifacts/signal.dict"
+        max_len=4096 ;;
+    *) echo "usage: $0 [FuzzSTUN|FuzzSignal] [SECONDS|replay]" >&2; exit 2 ;;
+esac
 
-mkdir -p "$artifacts/corpus"
-# A libFuzzer dictionary of STUN tokens: the magic cookie, message types, attribute types (RFC 8489 §18.3,
-# RFC 5780 §7, RFC 8656 §18) and the lengths the decoder checks for.
-dict="$artifacts/stun.dict"
-{
-    echo 'cookie="\x21\x12\xA4\x42"'
-    for t in 0001 0011 0101 0111 0003 0004 0008 0009; do echo "type_$t=\"\\x${t:0:2}\\x${t:2:2}\""; done
-    for a in 0001 0002 0003 0004 0005 0006 0008 0009 000A 000C 000D 0012 0013 0014 0015 0016 0017 0018 0019 \
-             001A 001C 001D 001E 0020 0022 0026 0027 8000 8001 8002 8003 8004 8022 8023 8028 802B 802C; do
-        echo "attr_$a=\"\\x${a:0:2}\\x${a:2:2}\""
-    done
-    for l in 0000 0004 0008 0014 0018 0020 0024; do echo "len_$l=\"\\x${l:0:2}\\x${l:2:2}\""; done
-} > "$dict"
+if [[ "$seconds" == replay ]]; then
+    swift run -c release "$product" "$seeds"
+    exit 0
+fi
+case "$seconds" in
+    ''|*[!0-9]*) echo "usage: $0 [FuzzSTUN|FuzzSignal] [SECONDS|replay]" >&2; exit 2 ;;
+esac
+
+swift build -c release --sanitize=fuzzer -Xswiftc -DFUZZING --product "$product" --scratch-path "$scratch"
+binary="$(swift build -c release --sanitize=fuzzer -Xswiftc -DFUZZING --product "$product" --scratch-path "$scratch" \
+    --show-bin-path)/$product"
+
+mkdir -p "$corpus"
+case "$product" in
+    FuzzSTUN)
+        # STUN tokens: the magic cookie, message types, attribute types (RFC 8489 §18.3, RFC 5780 §7,
+        # RFC 8656 §18) and the lengths the decoder checks for.
+        {
+            echo 'cookie="\x21\x12\xA4\x42"'
+            for t in 0001 0011 0101 0111 0003 0004 0008 0009; do echo "type_$t=\"\\x${t:0:2}\\x${t:2:2}\""; done
+            for a in 0001 0002 0003 0004 0005 0006 0008 0009 000A 000C 000D 0012 0013 0014 0015 0016 0017 0018 0019 \
+                     001A 001C 001D 001E 0020 0022 0026 0027 8000 8001 8002 8003 8004 8022 8023 8028 802B 802C; do
+                echo "attr_$a=\"\\x${a:0:2}\\x${a:2:2}\""
+            done
+            for l in 0000 0004 0008 0014 0018 0020 0024; do echo "len_$l=\"\\x${l:0:2}\\x${l:2:2}\""; done
+        } > "$dict"
+        ;;
+    FuzzSignal)
+        # Signaling tokens (PROTOCOL.md §3): verbs, frame and event kinds, codes, separators, a UUID.
+        {
+            for w in login got keys call cancel prepare cand accept reject busy end msg hello welcome ack nak ev \
+                     error ok ring answer elsewhere ended merged stale unknown-user unknown-call not-allowed \
+                     answered-elsewhere quota too-large bad-argument bad-login replay timeout not-logged-in \
+                     too-long protocol cancelled rejected offline hangup gone; do
+                echo "w_${w//-/_}=\"$w\""
+            done
+            echo 'sep="|"'; echo 'eq="="'; echo 'comma=","'; echo 'lf="\x0a"'; echo 'crlf="\x0d\x0a"'
+            echo 'uuid="7c9e6679-7425-40de-944b-e07fc1f90ae7"'
+            echo 'ts="1795435200123"'; echo 'int18="999999999999999999"'; echo 'sig86="'"$(printf 'A%.0s' {1..86})"'"'
+        } > "$dict"
+        ;;
+esac
 # The first corpus directory receives new inputs; the seed directory is only read.
 SWIFT_BACKTRACE=enable=no "$binary" \
     -max_total_time="$seconds" \
-    -max_len=2048 \
+    -max_len="$max_len" \
     -dict="$dict" \
     -print_final_stats=1 \
     -artifact_prefix="$artifacts/" \
-    "$artifacts/corpus" "$seeds"
+    "$corpus" "$seeds"

@@ -41,16 +41,35 @@ public struct SignalParseError: Error, Sendable, Hashable, CustomStringConvertib
 
 /// Parses and formats frames. Total: every input line yields a frame or a ``SignalParseError``.
 public enum SignalCodec {
+    /// Longest reason phrase, in characters.
+    public static let maxReason = 200
+
     /// Reason phrases are free text, but may not contain the separator or line breaks.
     static func cleanReason(_ s: String) -> String {
-        String(s.map { $0 == "|" || $0 == "\n" || $0 == "\r" ? " " : $0 }.prefix(200))
+        String(s.map { $0 == "|" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" ? " " : $0 }.prefix(maxReason))
+    }
+
+    /// Splits a frame into fields on the `|` byte (§3.1). Splitting on Characters would let a combining
+    /// mark glue a `|` to the next field; a peer that splits bytes must see the same fields. CR and LF
+    /// are refused anywhere (the framer has already removed the terminator).
+    static func fields(_ line: Substring) throws(SignalParseError) -> [Substring] {
+        let u = line.utf8
+        guard !u.contains(UInt8(ascii: "\r")), !u.contains(UInt8(ascii: "\n")) else {
+            throw SignalParseError("CR or LF inside a frame")
+        }
+        return u.split(separator: UInt8(ascii: "|"), omittingEmptySubsequences: false).map { Substring($0) }
+    }
+
+    static func reason(_ field: Substring) throws(SignalParseError) -> String {
+        guard field.count <= maxReason else { throw SignalParseError("reason longer than \(maxReason) characters") }
+        return String(field)
     }
 
     // MARK: Client frames
 
     public static func parseClient(_ line: Substring) throws(SignalParseError) -> ClientFrame {
         if line.isEmpty { return .keepalive }
-        let f = line.split(separator: "|", omittingEmptySubsequences: false)
+        let f = try fields(line)
         switch f[0] {
         case "login":
             guard f.count == 5, let user = SignalName(f[1]), let device = SignalName(f[2]), let ts = SignalInt.parse(f[3]),
@@ -153,7 +172,7 @@ public enum SignalCodec {
 
     public static func parseServer(_ line: Substring) throws(SignalParseError) -> ServerFrame {
         if line.isEmpty { return .keepalive }
-        let f = line.split(separator: "|", omittingEmptySubsequences: false)
+        let f = try fields(line)
         switch f[0] {
         case "hello":
             guard f.count == 4, let v = SignalInt.parse(f[1]), let c = SignalBlob(f[2], maxBytes: 64),
@@ -172,12 +191,12 @@ public enum SignalCodec {
             guard f.count == 4, let c = SignalInt.parse(f[1]), let code = ServerFrame.NakCode(rawValue: String(f[2])) else {
                 throw SignalParseError("nak: bad frame")
             }
-            return .nak(cseq: c, code: code, reason: String(f[3]))
+            return .nak(cseq: c, code: code, reason: try reason(f[3]))
         case "error":
             guard f.count == 3, let code = ServerFrame.ErrorCode(rawValue: String(f[1])) else {
                 throw SignalParseError("error: bad frame")
             }
-            return .error(code: code, reason: String(f[2]))
+            return .error(code: code, reason: try reason(f[2]))
         case "ev":
             guard f.count >= 4, let s = SignalInt.parse(f[1]), let t = SignalInt.parse(f[2]) else {
                 throw SignalParseError("ev: bad frame")
