@@ -57,6 +57,15 @@ if [[ -x "$bin/FuzzSTUN" ]] && ((${#corpus[@]})); then
     fi
 fi
 
+signal_corpus=(Tests/ParleyWireTests/SignalCorpus/*)
+if [[ -x "$bin/FuzzSignal" ]] && ((${#signal_corpus[@]})); then
+    if "$bin/FuzzSignal" "${signal_corpus[@]}" >"$logdir/fuzz-signal-replay.log" 2>&1; then
+        count "signaling fuzz corpus replay (${#signal_corpus[@]} inputs)" 1 0
+    else
+        count "signaling fuzz corpus replay" 0 1
+    fi
+fi
+
 # 3 and 4: suites that print their own "N passed, M failed".
 run_suite() {  # run_suite NAME SCRIPT
     local name=$1 script=$2 line
