@@ -87,8 +87,10 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -189,6 +191,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ParleyNATTests", dependencies: ["ParleyNAT", "ParleyRelay", "ParleyWire"]),
-        .testTarget(name: "ParleyServerTests", dependencies: ["ParleyServer", "ParleyRelay", "ParleyNAT"]),
+        .testTarget(
+            name: "ParleyServerTests",
+            dependencies: ["ParleyServer", "ParleyRelay", "ParleyNAT", "ParleySignal", "ParleyCrypto", "ParleyWire", "ParleyStore"]
+        ),
     ]
 )

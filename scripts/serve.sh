@@ -5,4 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build -c release --product parley
-exec .build/release/parley serve --foreground "$@"
+# The store defaults to /var/lib/parley (operators' location); this script keeps it in the checkout
+# unless told otherwise, so it also works without root. PARLEY_DATA or --store-path override it.
+args=("$@")
+if [[ " $* " != *" --store-path"* ]]; then
+    data=${PARLEY_DATA:-$PWD/.parley-data}
+    args+=(--store-path "$data/parley.sqlite")
+fi
+exec .build/release/parley serve --foreground "${args[@]}"

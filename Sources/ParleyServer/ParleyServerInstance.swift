@@ -6,6 +6,8 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import ParleyRelay
+import ParleySignal
+import ParleyStore
 import ParleyWire
 import Prometheus
 import ServiceLifecycle
@@ -19,6 +21,7 @@ public final class ParleyServerInstance: Sendable {
     public let logger: Logger
     public let registry: PrometheusCollectorRegistry
     public let stun: STUNService?
+    public let signal: SignalService?
     public let httpPort: Int
     private let group: ServiceGroup
     private let runTask: Task<Void, any Error>
@@ -40,12 +43,13 @@ public final class ParleyServerInstance: Sendable {
     }
 
     private init(configuration: ServerConfiguration, logger: Logger, registry: PrometheusCollectorRegistry,
-                 stun: STUNService?, httpPort: Int, group: ServiceGroup, runTask: Task<Void, any Error>,
+                 stun: STUNService?, signal: SignalService?, httpPort: Int, group: ServiceGroup, runTask: Task<Void, any Error>,
                  eventLoops: MultiThreadedEventLoopGroup) {
         self.configuration = configuration
         self.logger = logger
         self.registry = registry
         self.stun = stun
+        self.signal = signal
         self.httpPort = httpPort
         self.group = group
         self.runTask = runTask
@@ -81,8 +85,18 @@ public final class ParleyServerInstance: Sendable {
             stun = s
         }
 
+        var signal: SignalService?
+        if c.signalEnabled {
+            let s = try await startSignaling(c, loops: loops, logger: logger)
+            services.append(s)
+            services.append(SignalMaintenance(hub: s.hub, store: s.hub.store, accountsFile: c.signalAccountsFile,
+                                              ttl: .seconds(c.signalMessageTTL), logger: logger))
+            signal = s
+        }
+
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        let http = HTTPService.makeApplication(host: c.httpListen, port: c.httpPort, registry: registry, logger: logger) {
+        let http = HTTPService.makeApplication(host: c.httpListen, port: c.httpPort, registry: registry, logger: logger,
+                                               signal: signal?.hub, maxMessage: c.signalMaxLine) {
             port in portContinuation.yield(port)
         }
         services.append(http)
@@ -97,9 +111,10 @@ public final class ParleyServerInstance: Sendable {
         logger.info("parley ready", metadata: [
             "stun_udp": "\(stun?.boundAddresses.first { $0.transport == .udp }?.address.port ?? 0)",
             "http": "\(httpPort)",
+            "signal_tcp": "\(signal?.tcpPort ?? 0)",
         ])
-        return ParleyServerInstance(configuration: c, logger: logger, registry: registry, stun: stun, httpPort: httpPort,
-                                    group: group, runTask: task, eventLoops: loops)
+        return ParleyServerInstance(configuration: c, logger: logger, registry: registry, stun: stun, signal: signal,
+                                    httpPort: httpPort, group: group, runTask: task, eventLoops: loops)
     }
 
     /// Waits until the server stops (a signal, or ``shutdown()``).
@@ -112,6 +127,36 @@ public final class ParleyServerInstance: Sendable {
     public func shutdown() async throws {
         await group.triggerGracefulShutdown()
         try await wait()
+    }
+
+    /// Opens the store, merges the accounts, starts the hub and binds the signaling listeners.
+    static func startSignaling(_ c: ServerConfiguration, loops: MultiThreadedEventLoopGroup, logger: Logger) async throws
+        -> SignalService
+    {
+        let dir = (c.storePath as NSString).deletingLastPathComponent
+        if !dir.isEmpty {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        }
+        let store = try SQLiteSignalStore(path: c.storePath, mailboxQuota: Int64(c.signalMailboxQuota), logger: logger)
+        let accounts = try await SignalMaintenance.loadAccounts(store: store, file: c.signalAccountsFile, logger: logger)
+        let hubConfiguration = SignalHubConfiguration(
+            session: SessionConfiguration(timestampWindow: UInt64(c.signalTimestampWindow) * 1000,
+                                          loginTimeout: UInt64(c.signalLoginTimeout) * 1000,
+                                          readTimeout: UInt64(c.signalReadTimeout) * 1000),
+            calls: CallBookConfiguration(ringTimeout: UInt64(c.signalRingTimeout) * 1000,
+                                         disconnectGrace: UInt64(c.signalDisconnectGrace) * 1000),
+            messageTTL: .seconds(c.signalMessageTTL))
+        let hub = SignalHub(loop: loops.next(), store: store, accounts: accounts, configuration: hubConfiguration, logger: logger)
+        var tls: NIOSSLContext?
+        if let cert = c.signalTLSCertificate, let key = c.signalTLSPrivateKey {
+            let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
+            tls = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .file(key)))
+        }
+        let service = SignalService(hub: hub, addresses: c.signalListen, port: c.signalPort, tlsPort: c.signalTLSPort, tls: tls,
+                                    maxLine: c.signalMaxLine, group: loops, logger: logger)
+        try await service.start()
+        return service
     }
 
     static func stunListen(_ c: ServerConfiguration) throws -> STUNListenConfiguration {

@@ -29,6 +29,9 @@ final class ServerIntegrationTests: XCTestCase {
         c.httpListen = "127.0.0.1"
         c.httpPort = 0
         c.threads = 2
+        c.signalListen = ["127.0.0.1"]
+        c.signalPort = 0
+        c.storePath = NSTemporaryDirectory() + "parley-store-\(UUID().uuidString)/parley.sqlite"
         mutate(&c)
         return c
     }

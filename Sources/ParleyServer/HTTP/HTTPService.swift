@@ -1,12 +1,15 @@
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOCore
+import ParleySignal
 import Prometheus
 
-/// The HTTP side of `parley serve`: `/metrics` (Prometheus text format) and `/healthz`.
-/// (The web client and `/ws` arrive with the signaling issue.)
+/// The HTTP side of `parley serve`: `/metrics` (Prometheus text format), `/healthz`, and signaling over
+/// WebSocket at `/ws` when a hub is given.
 public enum HTTPService {
     public static func makeApplication(host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger,
+                                       signal: SignalHub? = nil, maxMessage: Int = 65536,
                                        onRunning: @escaping @Sendable (Int) async -> Void = { _ in })
         -> some ApplicationProtocol
     {
@@ -22,6 +25,14 @@ public enum HTTPService {
         }
         return Application(
             router: router,
+            server: .http1WebSocketUpgrade(configuration: .init(maxFrameSize: maxMessage)) { request, channel, _ in
+                guard request.path == "/ws" || request.path?.hasPrefix("/ws?") == true, let hub = signal else { return .dontUpgrade }
+                let peer = channel.remoteAddress.map { "\($0)" } ?? "?"
+                return .upgrade([:]) { inbound, outbound, _ in
+                    await WebSocketSignalConnection.serve(hub: hub, maxMessage: maxMessage, peer: peer, inbound: inbound,
+                                                          outbound: outbound)
+                }
+            },
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)

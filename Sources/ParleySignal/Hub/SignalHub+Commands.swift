@@ -1,0 +1,197 @@
+import Foundation
+import Logging
+import NIOCore
+import ParleyStore
+import ParleyWire
+
+extension SignalHub {
+    // MARK: Commands
+
+    func execute(_ command: SignalCommand, from party: CallParty, id: ObjectIdentifier) {
+        let cseq = command.cseq
+        switch command.verb {
+        case .keys(let user):
+            let devices = directory.devices(of: user)
+            guard !devices.isEmpty else { return complete(cseq, .nak(code: .unknownUser, reason: "no such user"), on: id) }
+            recordCSeq(cseq, party)
+            complete(cseq, .ack(result: [user.text, devices.map { "\($0.name)=\($0.bundle.encoded)" }.joined(separator: ",")]), on: id)
+        case .message(let msgID, let to, let sealed):
+            sendMessage(msgID, to: to, sealed: sealed, cseq: cseq, from: party, id: id)
+        case .call(_, let callee, _) where directory.devices(of: callee).isEmpty:
+            recordCSeq(cseq, party)
+            complete(cseq, .nak(code: .unknownUser, reason: "no such user"), on: id)
+        case .call, .cancel, .prepare, .candidate, .accept, .reject, .busy, .end:
+            recordCSeq(cseq, party)
+            let online: (SignalName) -> [SignalName] = { user in
+                self.presence.devices(of: user).map(\.device).filter { device in
+                    (self.queues[CallParty(user: user, device: device)]?.count ?? 0) < self.configuration.queueCapacity
+                }
+            }
+            guard let callCommand = CallCommand(command.verb, onlineDevicesOf: online) else { return }
+            let actions = calls.handle(.command(callCommand, from: party), now: clock())
+            performCalls(actions, replyTo: (cseq, id))
+        }
+    }
+
+    func complete(_ cseq: UInt64, _ answer: CommandAnswer, on id: ObjectIdentifier) {
+        guard let state = connections[id] else { return }
+        perform(state.session.complete(cseq: cseq, with: answer, now: clock()), on: id)
+    }
+
+    /// Records the cseq as processed (the next `welcome` reports it). Call commands are not durable
+    /// anyway (calls end with the process), so this is fire-and-forget; `msg` records it in the same
+    /// transaction as the message instead.
+    func recordCSeq(_ cseq: UInt64, _ party: CallParty) {
+        let store = self.store
+        let logger = self.logger
+        Task {
+            do {
+                _ = try await store.recordProcessedCSeq(Int64(cseq), user: party.user.text, device: party.device.text)
+            } catch {
+                logger.warning("cannot record cseq", metadata: ["user": "\(party.user)", "error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: Call actions
+
+    func performCalls(_ actions: [CallAction], replyTo: (cseq: UInt64, id: ObjectIdentifier)? = nil) {
+        for action in actions {
+            switch action {
+            case .reply(let reply):
+                guard let replyTo else { continue }
+                switch reply {
+                case .ack: complete(replyTo.cseq, .ok, on: replyTo.id)
+                case .nak(let code, let reason): complete(replyTo.cseq, .nak(code: code, reason: reason), on: replyTo.id)
+                }
+            case .deliver(let party, let event):
+                deliver(event, to: party)
+            case .log(let event):
+                logger.info("call", metadata: ["event": "\(event)"])
+            case .armTimer(let at):
+                callTimer?.cancel()
+                let delay = Int64(at) - Int64(clock())
+                callTimer = loop.scheduleTask(in: .milliseconds(max(0, delay))) { [weak self] in
+                    guard let self else { return }
+                    self.callTimer = nil
+                    self.performCalls(self.calls.handle(.timerFired, now: self.clock()))
+                }
+            case .cancelTimer:
+                callTimer?.cancel()
+                callTimer = nil
+            }
+        }
+    }
+
+    /// Queues an event for a device and sends it at once if the device is online.
+    @discardableResult
+    func deliver(_ event: SignalEvent, to party: CallParty, storeSeq: Int64? = nil) -> Bool {
+        let now = clock()
+        var queue = queues[party] ?? DeviceQueue(user: party.user, device: party.device, capacity: configuration.queueCapacity)
+        let sseq = max(queue.lastSSeq + 1, now * 1000)
+        switch queue.enqueue(event, sseq: sseq, now: now) {
+        case .queued(let frame):
+            queues[party] = queue
+            if let storeSeq {
+                messageRefs[party, default: [:]][sseq] = storeSeq
+                queuedStoreSeqs[party, default: []].insert(storeSeq)
+            }
+            if let id = presence.connection(user: party.user, device: party.device), let state = connections[id] {
+                state.connection.send(SignalCodec.format(frame))
+            }
+            return true
+        case .full, .outOfOrder:
+            queues[party] = queue
+            logger.warning("device queue refused an event", metadata: ["user": "\(party.user)", "device": "\(party.device)"])
+            return false
+        }
+    }
+
+    func acknowledge(_ party: CallParty, upTo sseq: UInt64) {
+        guard var queue = queues[party] else { return }
+        let removed = queue.acknowledge(upTo: sseq)
+        queues[party] = queue
+        var highest: Int64?
+        for event in removed {
+            if let storeSeq = messageRefs[party]?.removeValue(forKey: event.sseq) {
+                highest = max(highest ?? storeSeq, storeSeq)
+                queuedStoreSeqs[party]?.remove(storeSeq)
+            }
+        }
+        guard let highest else { return }
+        let store = self.store
+        let logger = self.logger
+        Task {
+            do {
+                _ = try await store.acknowledge(user: party.user.text, device: party.device.text, upTo: highest)
+            } catch {
+                logger.warning("cannot delete delivered messages", metadata: ["user": "\(party.user)", "error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: Sealed messages
+
+    func sendMessage(_ msgID: SignalID, to recipient: SignalName, sealed: [SignalCommand.SealedCopy], cseq: UInt64,
+                     from party: CallParty, id: ObjectIdentifier) {
+        let devices = Set(directory.devices(of: recipient).map(\.name))
+        guard !devices.isEmpty else {
+            recordCSeq(cseq, party)
+            return complete(cseq, .nak(code: .unknownUser, reason: "no such user"), on: id)
+        }
+        guard sealed.allSatisfy({ devices.contains($0.device) }) else {
+            recordCSeq(cseq, party)
+            return complete(cseq, .nak(code: .badArgument, reason: "a ciphertext names a device the recipient does not have"), on: id)
+        }
+        let message = OutgoingMessage(
+            id: msgID.text, senderUser: party.user.text, senderDevice: party.device.text, recipient: recipient.text,
+            copies: sealed.map { SealedCopy(device: $0.device.text, ciphertext: $0.ciphertext.text) },
+            cseq: Int64(cseq))
+        let store = self.store
+        let now = Date(timeIntervalSince1970: Double(clock()) / 1000)
+        Task {
+            do {
+                let receipt = try await store.enqueueMessage(message, at: now)
+                self.loop.execute {
+                    if !receipt.isDuplicate {
+                        for delivery in receipt.deliveries {
+                            guard let device = SignalName(delivery.device),
+                                let copy = sealed.first(where: { $0.device == device })
+                            else { continue }
+                            let target = CallParty(user: recipient, device: device)
+                            self.deliver(.message(id: msgID, from: party.user, fromDevice: party.device, sealed: copy.ciphertext),
+                                         to: target, storeSeq: delivery.sseq)
+                        }
+                    }
+                    self.complete(cseq, .ok, on: id)
+                }
+            } catch let error as SignalStoreError where error.code == .quotaExceeded {
+                self.recordCSeq(cseq, party)
+                self.loop.execute { self.complete(cseq, .nak(code: .quota, reason: "the recipient's mailbox is full"), on: id) }
+            } catch {
+                self.logger.error("cannot store a message", metadata: ["error": "\(error)"])
+                // Not acknowledged: the client keeps it queued and resends after reconnecting.
+                self.loop.execute { self.connections[id]?.connection.close() }
+            }
+        }
+    }
+
+    /// Queues the device's undelivered stored messages that are not queued yet (after a login; after a
+    /// restart that is all of them).
+    func loadStoredMessages(for party: CallParty) {
+        let store = self.store
+        Task {
+            guard let pending = try? await store.pendingMessages(user: party.user.text, device: party.device.text, after: 0,
+                                                                limit: self.configuration.queueCapacity)
+            else { return }
+            self.loop.execute {
+                for m in pending where !(self.queuedStoreSeqs[party]?.contains(m.sseq) ?? false) {
+                    guard let msgID = SignalID(m.id), let from = SignalName(m.senderUser), let fromDevice = SignalName(m.senderDevice),
+                        let blob = SignalBlob(m.ciphertext, maxBytes: SignalCommand.maxSealedBytes)
+                    else { continue }
+                    self.deliver(.message(id: msgID, from: from, fromDevice: fromDevice, sealed: blob), to: party, storeSeq: m.sseq)
+                }
+            }
+        }
+    }
+}

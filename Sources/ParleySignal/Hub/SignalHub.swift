@@ -1,0 +1,176 @@
+import Foundation
+import Logging
+import NIOCore
+import ParleyStore
+import ParleyWire
+
+/// Wires the sans-I/O machines to connections and the store: one ``SessionMachine`` per connection,
+/// one ``CallBook``, one ``DeviceQueue`` per device, ``Presence``. Every piece of state lives on one
+/// event loop (`loop`); connections call in from any thread and the hub hops. Store calls run off the
+/// loop and hop back with their results.
+///
+/// Event sequence numbers are per device and never go backwards, across restarts too: a new one is
+/// `max(last + 1, now_ms × 1000)`, so after a restart every sseq is above anything issued before
+/// without persisting a counter per event. Call events live only in memory (calls end with the
+/// process); sealed messages live in the store until their device acknowledges them, and are queued
+/// again (with fresh sseqs) when the device logs in after a restart — the client deduplicates them by
+/// message id.
+public final class SignalHub: @unchecked Sendable {
+    public let loop: any EventLoop
+    public let store: any SignalStore
+    let logger: Logger
+    let configuration: SignalHubConfiguration
+    let clock: @Sendable () -> UInt64
+
+    // Loop-confined state.
+    var directory: AccountTableDirectory
+    var connections: [ObjectIdentifier: ConnectionState] = [:]
+    var presence = Presence<ObjectIdentifier>()
+    var calls: CallBook
+    var callTimer: Scheduled<Void>?
+    var queues: [CallParty: DeviceQueue] = [:]
+    /// For each device, the queued message events: queue sseq → the message's store sseq.
+    var messageRefs: [CallParty: [UInt64: Int64]] = [:]
+    /// Store sseqs of messages already queued per device (so a second login does not queue them twice).
+    var queuedStoreSeqs: [CallParty: Set<Int64>] = [:]
+
+    final class ConnectionState {
+        let connection: any SignalConnection
+        var session: SessionMachine
+        var timer: Scheduled<Void>?
+        init(connection: any SignalConnection, session: SessionMachine) {
+            self.connection = connection
+            self.session = session
+        }
+    }
+
+    public init(loop: any EventLoop, store: any SignalStore, accounts: AccountTable, configuration: SignalHubConfiguration,
+                logger: Logger, clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }) {
+        self.loop = loop
+        self.store = store
+        self.directory = AccountTableDirectory(table: accounts)
+        self.configuration = configuration
+        self.logger = logger
+        self.clock = clock
+        self.calls = CallBook(configuration: configuration.calls)
+    }
+
+    // MARK: Entry points (any thread)
+
+    /// A new connection: the session greets it with `hello`.
+    public func connected(_ connection: any SignalConnection) {
+        loop.execute {
+            let id = ObjectIdentifier(connection)
+            let state = ConnectionState(connection: connection,
+                                        session: SessionMachine(configuration: self.configuration.session, directory: self.directory))
+            self.connections[id] = state
+            self.logger.debug("signal connection", metadata: ["peer": "\(connection.peer)"])
+            self.perform(state.session.connect(now: self.clock()), on: id)
+        }
+    }
+
+    /// One frame from a connection (a line without its terminator, or a WebSocket text message).
+    public func received(_ frame: String, from connection: any SignalConnection) {
+        loop.execute {
+            let id = ObjectIdentifier(connection)
+            guard let state = self.connections[id] else { return }
+            self.perform(state.session.receive(frame, now: self.clock()), on: id)
+        }
+    }
+
+    /// The transport saw a frame longer than the limit.
+    public func tooLong(from connection: any SignalConnection) {
+        loop.execute {
+            let id = ObjectIdentifier(connection)
+            guard let state = self.connections[id] else { return }
+            self.perform(state.session.lineTooLong(now: self.clock()), on: id)
+        }
+    }
+
+    /// The transport closed (either side).
+    public func closed(_ connection: any SignalConnection) {
+        loop.execute {
+            let id = ObjectIdentifier(connection)
+            guard let state = self.connections[id] else { return }
+            self.perform(state.session.transportClosed(now: self.clock()), on: id)
+            state.timer?.cancel()
+            self.connections[id] = nil
+        }
+    }
+
+    /// Swaps in new accounts (SIGHUP). Sessions already logged in keep going.
+    public func reload(accounts: AccountTable) {
+        loop.execute { self.directory = AccountTableDirectory(table: accounts) }
+    }
+
+    /// Counts for tests and metrics, read on the loop.
+    public func snapshot() -> EventLoopFuture<(connections: Int, online: Int, calls: Int, queuedEvents: Int)> {
+        loop.submit {
+            (self.connections.count, self.presence.count, self.calls.count, self.queues.values.reduce(0) { $0 + $1.count })
+        }
+    }
+
+    // MARK: Session actions
+
+    func perform(_ actions: [SessionAction], on id: ObjectIdentifier) {
+        guard let state = connections[id] else { return }
+        for action in actions {
+            switch action {
+            case .send(let frame):
+                state.connection.send(SignalCodec.format(frame))
+            case .authenticated(let user, let device):
+                logger.info("signal login", metadata: ["user": "\(user)", "device": "\(device)", "peer": "\(state.connection.peer)"])
+                let store = self.store
+                Task {
+                    let last = (try? await store.lastProcessedCSeq(user: user.text, device: device.text)) ?? 0
+                    self.loop.execute {
+                        guard let state = self.connections[id] else { return }
+                        self.perform(state.session.admit(lastCSeq: UInt64(max(0, last)), now: self.clock()), on: id)
+                    }
+                }
+            case .online(let user, let device):
+                online(CallParty(user: user, device: device), id: id)
+            case .execute(let command):
+                guard let identity = state.session.identity else { continue }
+                execute(command, from: CallParty(user: identity.user, device: identity.device), id: id)
+            case .acknowledge(let sseq):
+                guard let identity = state.session.identity else { continue }
+                acknowledge(CallParty(user: identity.user, device: identity.device), upTo: sseq)
+            case .offline(let user, let device):
+                let party = CallParty(user: user, device: device)
+                if presence.remove(user: user, device: device, connection: id) {
+                    logger.info("signal offline", metadata: ["user": "\(user)", "device": "\(device)"])
+                    performCalls(calls.handle(.deviceDisconnected(party), now: clock()))
+                }
+            case .close:
+                state.connection.close()
+            }
+        }
+        rearmSessionTimer(id)
+    }
+
+    func rearmSessionTimer(_ id: ObjectIdentifier) {
+        guard let state = connections[id] else { return }
+        state.timer?.cancel()
+        state.timer = nil
+        guard let deadline = state.session.deadline else { return }
+        let delay = Int64(deadline) - Int64(clock())
+        state.timer = loop.scheduleTask(in: .milliseconds(max(0, delay))) { [weak self] in
+            guard let self, let state = self.connections[id] else { return }
+            self.perform(state.session.deadlineReached(now: self.clock()), on: id)
+        }
+    }
+
+    func online(_ party: CallParty, id: ObjectIdentifier) {
+        if let old = presence.register(user: party.user, device: party.device, connection: id), old != id,
+            let oldState = connections[old]
+        {
+            perform(oldState.session.supersede(now: clock()), on: old)
+        }
+        performCalls(calls.handle(.deviceReconnected(party), now: clock()))
+        let queue = queues[party] ?? DeviceQueue(user: party.user, device: party.device, capacity: configuration.queueCapacity)
+        queues[party] = queue
+        for frame in queue.unacknowledged { connections[id]?.connection.send(SignalCodec.format(frame)) }
+        loadStoredMessages(for: party)
+    }
+}
