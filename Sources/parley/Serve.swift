@@ -7,7 +7,7 @@ import UnixSignals
 /// `parley serve`: runs the server until SIGTERM/SIGINT.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the Parley server (STUN, HTTP /metrics and /healthz).",
+        abstract: "Run the Parley server (signaling, STUN, HTTP /metrics, /healthz and /ws).",
         discussion: """
             Every key of the configuration file is also a flag: the key with '.' and '_' written '-', \
             e.g. stun.alternate_port = 3479 is --stun-alternate-port 3479. Flags override the file.
@@ -53,6 +53,8 @@ struct Serve: AsyncParsableCommand {
             if let p = server.stunPort { lines.append("stun_udp=\(p)") }
             if let p = server.stunTCPPort { lines.append("stun_tcp=\(p)") }
             if let p = server.stunTLSPort { lines.append("stun_tls=\(p)") }
+            if let p = server.signal?.tcpPort { lines.append("signal_tcp=\(p)") }
+            if let p = server.signal?.tlsBoundPort { lines.append("signal_tls=\(p)") }
             try (lines.joined(separator: "\n") + "\n").write(toFile: readyFile, atomically: true, encoding: .utf8)
         }
         try await server.wait()
