@@ -181,3 +181,45 @@ final class SignalIntegrationTests: XCTestCase {
         try await server.shutdown()
     }
 }
+
+extension SignalIntegrationTests {
+    /// PROTOCOL/OPERATIONS: logs carry connections, logins and call events — never signatures, offers,
+    /// answers, candidates or message bodies. A full call and a message at trace level, then grep.
+    func testLogOfAFullCallHoldsNoSecretsOrPayloads() async throws {
+        let server = try await startServer {
+            $0.logDirectory = self.dir + "/logs"
+            $0.logLevel = "trace"
+        }
+        let port = try XCTUnwrap(server.signal?.tcpPort)
+        let a = try await SignalLineClient(port: port)
+        let b = try await SignalLineClient(port: port)
+        _ = try await a.login(user: "alice", device: "phone", identity: alice)
+        _ = try await b.login(user: "bob", device: "laptop", identity: bobLaptop)
+        let call = SignalID.random()
+        let offer = SignalBlob(bytes: Array("OFFER-SECRET-0123456789".utf8))
+        let answer = SignalBlob(bytes: Array("ANSWER-SECRET-0123456789".utf8))
+        let cand = SignalBlob(bytes: Array("CANDIDATE-SECRET-0123456789".utf8))
+        let body = SignalBlob(bytes: Array("MESSAGE-BODY-SECRET-0123456789".utf8))
+        try await a.command(.call(call: call, callee: SignalName("bob")!, offer: offer))
+        _ = try await b.event()
+        try await a.command(.candidate(call: call, candidate: cand))
+        try await b.command(.accept(call: call, answer: answer))
+        _ = try await a.event()
+        try await a.command(.end(call: call))
+        _ = try await b.event()
+        try await a.command(.message(id: .random(), to: SignalName("bob")!, sealed: [.init(device: SignalName("laptop")!, ciphertext: body)]))
+        _ = try await b.event()
+        await a.close()
+        await b.close()
+        try await server.shutdown()
+
+        let log = try String(contentsOfFile: dir + "/logs/parley.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("signal login"), "positive control: logins are logged")
+        XCTAssertTrue(log.contains("call \(call) answered on laptop"), "positive control: call events are logged")
+        for secret in [offer.text, answer.text, cand.text, body.text, "SECRET"] {
+            XCTAssertFalse(log.contains(secret), "the log contains \(secret)")
+        }
+        // No login signature either: every 86-character base64url run would be one.
+        XCTAssertNil(log.range(of: "[A-Za-z0-9_-]{86}", options: .regularExpression), "a signature-sized blob is in the log")
+    }
+}
