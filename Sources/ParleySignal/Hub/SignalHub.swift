@@ -141,6 +141,13 @@ public final class SignalHub: @unchecked Sendable {
                 if presence.remove(user: user, device: device, connection: id) {
                     logger.info("signal offline", metadata: ["user": "\(user)", "device": "\(device)"])
                     performCalls(calls.handle(.deviceDisconnected(party), now: clock()))
+                    // An empty queue of an offline device holds nothing worth keeping: drop it, so memory
+                    // follows the devices online, not every device ever seen. (Its sseq floor is the clock.)
+                    if queues[party]?.isEmpty == true {
+                        queues[party] = nil
+                        messageRefs[party] = nil
+                        queuedStoreSeqs[party] = nil
+                    }
                 }
             case .close:
                 state.connection.close()
