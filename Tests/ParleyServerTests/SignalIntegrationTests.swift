@@ -223,3 +223,39 @@ extension SignalIntegrationTests {
         XCTAssertNil(log.range(of: "[A-Za-z0-9_-]{86}", options: .regularExpression), "a signature-sized blob is in the log")
     }
 }
+
+extension SignalIntegrationTests {
+    /// SIGHUP's effect: the hub swaps in a new account table; a device added to the file can log in,
+    /// one removed cannot, and sessions already open are not disturbed.
+    func testAccountsReloadAddsAndRemovesDevices() async throws {
+        let server = try await startServer()
+        let port = try XCTUnwrap(server.signal?.tcpPort)
+        let carol = DeviceIdentity.generate()
+        let before = try await SignalLineClient(port: port)
+        guard case .error(.badLogin, _) = try await before.login(user: "carol", device: "tablet", identity: carol) else {
+            return XCTFail("carol is not an account yet")
+        }
+        let bob = try await SignalLineClient(port: port)
+        guard case .welcome = try await bob.login(user: "bob", device: "phone", identity: bobPhone) else { return XCTFail("bob") }
+
+        try """
+            alice.phone = \(alice.publicBundle.encoded)
+            carol.tablet = \(carol.publicBundle.encoded)
+            """.write(toFile: dir + "/accounts.conf", atomically: true, encoding: .utf8)
+        let hub = try XCTUnwrap(server.signal?.hub)
+        hub.reload(accounts: try await SignalMaintenance.loadAccounts(store: hub.store, file: dir + "/accounts.conf", logger: server.logger))
+
+        let after = try await SignalLineClient(port: port)
+        guard case .welcome = try await after.login(user: "carol", device: "tablet", identity: carol) else { return XCTFail("carol") }
+        let gone = try await SignalLineClient(port: port)
+        guard case .error(.badLogin, _) = try await gone.login(user: "bob", device: "laptop", identity: bobLaptop) else {
+            return XCTFail("bob's laptop was removed from the file")
+        }
+        // Bob's phone session predates the reload and keeps working.
+        let k = try await bob.command(.keys(user: SignalName("alice")!))
+        guard case .ack(k, let result) = try await bob.frame() else { return XCTFail("keys") }
+        XCTAssertEqual(result.first, "alice")
+        for c in [before, bob, after, gone] { await c.close() }
+        try await server.shutdown()
+    }
+}
