@@ -150,9 +150,7 @@ public struct ConfigKey: Sendable {
             c.stunEnabled = try Parse.bool(v, o)
         },
         ConfigKey("stun.listen", "0.0.0.0, ::", "Comma-separated addresses for STUN over UDP and TCP.") { c, v, o throws(ConfigError) in
-            let list = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            guard !list.isEmpty else { throw ConfigError(o, "stun.listen needs at least one address") }
-            c.stunListen = try list.map { a throws(ConfigError) in try Parse.address(a, o) }
+            c.stunListen = try Parse.addressList(v, o, key: "stun.listen")
         },
         ConfigKey("stun.port", "3478", "STUN port (UDP and TCP); 0 picks a free one.") { c, v, o throws(ConfigError) in
             c.stunPort = try Parse.port(v, o)
@@ -213,9 +211,7 @@ public struct ConfigKey: Sendable {
             c.signalEnabled = try Parse.bool(v, o)
         },
         ConfigKey("signal.listen", "0.0.0.0, ::", "Comma-separated addresses for signaling over TCP/TLS.") { c, v, o throws(ConfigError) in
-            let list = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            guard !list.isEmpty else { throw ConfigError(o, "signal.listen needs at least one address") }
-            c.signalListen = try list.map { a throws(ConfigError) in try Parse.address(a, o) }
+            c.signalListen = try Parse.addressList(v, o, key: "signal.listen")
         },
         ConfigKey("signal.port", "7000", "Signaling TCP port; 0 picks a free one.") { c, v, o throws(ConfigError) in
             c.signalPort = try Parse.port(v, o)
@@ -301,6 +297,13 @@ enum Parse {
             throw ConfigError(o, "expected an IPv4 or IPv6 address, got '\(v)'")
         }
         return v
+    }
+
+    /// A comma-separated, non-empty list of addresses.
+    static func addressList(_ v: String, _ o: ConfigOrigin, key: String) throws(ConfigError) -> [String] {
+        let list = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !list.isEmpty else { throw ConfigError(o, "\(key) needs at least one address") }
+        return try list.map { a throws(ConfigError) in try address(a, o) }
     }
 
     static func hostPort(_ v: String, _ o: ConfigOrigin) throws(ConfigError) -> String {
