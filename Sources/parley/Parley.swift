@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 
-/// `parley`: the one executable. Server: `serve`. Client: `keygen`, `nat`. And `version`.
+/// `parley`: the one executable. Server: `serve`, `user`. Client: `keygen`, `login`, `call`, `answer`, `send`,
+/// `inbox`, `keys`, `nat`. And `version`.
 @main
 struct Parley: AsyncParsableCommand {
     static let version = "0.1.0"
@@ -10,7 +11,8 @@ struct Parley: AsyncParsableCommand {
         commandName: "parley",
         abstract: "End-to-end encrypted calls and messages: server, client and tools.",
         version: version,
-        subcommands: [Serve.self, Keygen.self, User.self, NAT.self, Version.self]
+        subcommands: [Serve.self, Keygen.self, User.self, ClientLogin.self, ClientCall.self, ClientAnswer.self,
+                      ClientSend.self, ClientInbox.self, ClientKeys.self, NAT.self, Version.self]
     )
 }
 

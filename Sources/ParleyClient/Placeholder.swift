@@ -1,1 +1,0 @@
-// The client SDK; see docs/ARCHITECTURE.md.

@@ -1,0 +1,211 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ParleyClient
+import ParleyCrypto
+import ParleyWire
+
+/// Options every client subcommand shares: where the server is, which key and account to log in with.
+struct ClientOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Signaling server.", valueName: "host:port"))
+    var server = "127.0.0.1:7000"
+
+    @Option(help: ArgumentHelp("This device's key file (from `parley keygen`).", valueName: "path"))
+    var key = FileManager.default.homeDirectoryForCurrentUser.path + "/.parley/device.key"
+
+    @Option(help: ArgumentHelp("User name (default: $PARLEY_USER).", valueName: "name"))
+    var user: String?
+
+    @Option(help: ArgumentHelp("Device name.", valueName: "name"))
+    var device = "default"
+
+    @Flag(help: "Use TLS, verifying the server's certificate against the system roots (or --ca-file).")
+    var tls = false
+
+    @Option(help: ArgumentHelp("Trust only the PEM certificates in this file (implies --tls).", valueName: "path"))
+    var caFile: String?
+
+    @Flag(help: "Use TLS without checking the certificate. For tests only: anyone in the middle goes unnoticed.")
+    var insecure = false
+
+    @Flag(name: .shortAndLong, help: "Log connection details to stderr.")
+    var verbose = false
+
+    func validate() throws {
+        guard account != nil else {
+            throw ValidationError("give --user NAME (or set PARLEY_USER): [a-z0-9][a-z0-9._-]{0,31}")
+        }
+        guard SignalName(device) != nil else { throw ValidationError("invalid device name '\(device)'") }
+        guard hostAndPort != nil else { throw ValidationError("--server must be HOST:PORT, got '\(server)'") }
+    }
+
+    /// The user to log in as.
+    var account: SignalName? {
+        (user ?? ProcessInfo.processInfo.environment["PARLEY_USER"]).flatMap { SignalName($0) }
+    }
+
+    /// `--server` split; IPv6 as `[addr]:port`.
+    var hostAndPort: (host: String, port: Int)? {
+        guard let colon = server.lastIndex(of: ":"), let port = Int(server[server.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
+        var host = String(server[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    /// The client state file: next to the key file.
+    var statePath: String { key + ".state" }
+
+    /// The pinned contact keys: `contacts` in the key file's directory.
+    var contactsPath: String { (key as NSString).deletingLastPathComponent + "/contacts" }
+
+    /// Reads the key, connects and logs in. Errors are printed; the thrown value is the exit code.
+    func logIn() async throws -> (ParleyClient, Welcome) {
+        let identity: DeviceIdentity
+        do {
+            identity = try KeyFile.read(from: key)
+        } catch {
+            throw ClientCLI.failure("cannot read the key file: \(error) (create one with `parley keygen`)")
+        }
+        var logger = Logger(label: "parley.client") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = verbose ? .debug : .warning
+        let client = ParleyClient(options: .init(statePath: statePath, contactsPath: contactsPath), logger: logger)
+        let tlsSettings: ClientTLS? =
+            if insecure { .insecure } else if let caFile { .trusting(pemFile: caFile) } else if tls { .system } else {
+                nil
+            }
+        let (host, port) = hostAndPort!
+        do {
+            _ = try await client.connect(host: host, port: port, tls: tlsSettings)
+            let welcome = try await client.login(identity: identity, user: account!, device: SignalName(device)!)
+            return (client, welcome)
+        } catch {
+            await client.close()
+            throw ClientCLI.failure("\(error)")
+        }
+    }
+}
+
+/// Helpers shared by the client subcommands.
+enum ClientCLI {
+    /// Prints `parley: message` to stderr and returns the exit code to throw.
+    static func failure(_ message: String, code: Int32 = 1) -> ExitCode {
+        FileHandle.standardError.write(Data("parley: \(message)\n".utf8))
+        return ExitCode(code)
+    }
+
+    /// Prints to stderr.
+    static func warn(_ message: String) {
+        FileHandle.standardError.write(Data(message.hasSuffix("\n") ? message.utf8 : (message + "\n").utf8))
+    }
+
+    /// Runs `body` with the client, closing it afterwards, and turns errors into messages and exit codes. A key
+    /// change is printed in full, with how to accept it.
+    static func run(_ client: ParleyClient, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+            await client.close()
+        } catch let exit as ExitCode {
+            await client.close()
+            throw exit
+        } catch let warning as KeyChangeWarning {
+            await client.close()
+            warn(banner(warning.description))
+            throw failure(
+                "refusing to use the changed key; after checking the fingerprints, re-run with --accept-new-key")
+        } catch {
+            await client.close()
+            throw failure("\(error)")
+        }
+    }
+
+    /// A message framed so it cannot be missed.
+    static func banner(_ text: String) -> String {
+        let rule = String(repeating: "!", count: 78)
+        return ([rule] + text.split(separator: "\n").map { "!! " + $0 } + [rule]).joined(separator: "\n")
+    }
+
+    /// Placeholder session descriptions: the CLI does signaling only, but still signs what it sends.
+    static func placeholder(_ kind: String) -> [UInt8] {
+        Array("parley-cli \(kind) placeholder \(Date().timeIntervalSince1970)".utf8)
+    }
+
+    /// Passes events to `handle` until it returns true (that event is then acknowledged too), the client
+    /// closes, `timeout` passes, or no event arrived for `idle`. Returns whether `handle` finished it.
+    static func consume(
+        _ client: ParleyClient, timeout: Duration?, idle: Duration? = nil,
+        _ handle: @escaping @Sendable (ClientEvent) async throws -> Bool
+    ) async throws -> Bool {
+        let activity = Activity()
+        return try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for await event in client.events {
+                    await activity.touch()
+                    if try await handle(event) {
+                        await client.acknowledge(upTo: event.sseq)
+                        return true
+                    }
+                }
+                return false
+            }
+            if let timeout {
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return false
+                }
+            }
+            if let idle {
+                group.addTask {
+                    while await !activity.idle(for: idle) { try await Task.sleep(for: .milliseconds(50)) }
+                    return false
+                }
+            }
+            let finished = try await group.next() ?? false
+            group.cancelAll()
+            return finished
+        }
+    }
+
+    /// When the last event arrived.
+    private actor Activity {
+        var last = ContinuousClock.now
+        func touch() { last = .now }
+        func idle(for duration: Duration) -> Bool { ContinuousClock.now - last >= duration }
+    }
+
+    /// A line for a verified sender: `alice/phone (fingerprint …)`, noting keys pinned just now.
+    static func describe(_ device: VerifiedDevice) -> String {
+        let note: String =
+            switch device.pin {
+            case .firstContact: ", first contact: key pinned now"
+            case .newDevice: ", NEW DEVICE of \(device.user): key pinned now"
+            case .pinned, .changed: ""
+            }
+        return "\(device) (fingerprint \(device.fingerprint)\(note))"
+    }
+
+    /// Prints events every command shows the same way: messages (so they are not lost unread), rejections
+    /// (loudly), and anything else as a short line.
+    static func printOther(_ event: ClientEvent) {
+        switch event.kind {
+        case .message(let id, let from, let text):
+            print("message \(id) from \(describe(from)):\n  \(text)")
+        case .rejected(let rejected):
+            if case .keyChanged(let warning) = rejected.reason { warn(banner(warning.description)) }
+            warn("WARNING: \(rejected)")
+        case .ring(let call, let from, _):
+            print("ring \(call) from \(describe(from)) (not handled here)")
+        case .answer(let call, let by, _):
+            print("answer \(call) by \(by)")
+        case .candidate(let call, let from, let candidate):
+            print("candidate \(call) from \(from): \(candidate.count) bytes")
+        case .elsewhere(let call, let device):
+            print("call \(call) answered on \(device)")
+        case .ended(let call, let reason):
+            print("call \(call) ended: \(reason.rawValue)")
+        case .merged(let call, let into):
+            print("call \(call) merged into \(into)")
+        }
+    }
+}
