@@ -165,6 +165,21 @@ extension SQLiteSignalStore {
         }
     }
 
+    public func acknowledge(user: String, device: String, sseqs: [Int64]) async throws -> Int {
+        guard !sseqs.isEmpty else { return 0 }
+        return try await write("acknowledging mail of \(user).\(device)") { db in
+            var deleted = 0
+            for chunk in stride(from: 0, to: sseqs.count, by: 500).map({ Array(sseqs[$0..<min($0 + 500, sseqs.count)]) }) {
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                try db.execute(
+                    sql: "DELETE FROM message_copy WHERE recipient_user = ? AND recipient_device = ? AND sseq IN (\(marks))",
+                    arguments: StatementArguments([user, device]) + StatementArguments(chunk))
+                deleted += db.changesCount
+            }
+            return deleted
+        }
+    }
+
     public func purgeExpired(now: Date, ttl: Duration) async throws -> Int {
         guard ttl >= .zero else { throw SignalStoreError.invalidMessage("negative message ttl \(ttl)") }
         let cutoff = Self.millis(now) - Int64((Self.seconds(ttl) * 1000).rounded(.down))

@@ -60,6 +60,10 @@ public protocol SignalStore: Sendable {
     /// Deletes the device's copies numbered up to `sseq` (the client's cumulative `got`); returns how
     /// many were deleted.
     func acknowledge(user: String, device: String, upTo sseq: Int64) async throws -> Int
+    /// Deletes exactly these copies of the device (the ones it acknowledged); returns how many were
+    /// deleted. The server uses this rather than ``acknowledge(user:device:upTo:)`` because the order in
+    /// which it delivers stored copies is not always their store order.
+    func acknowledge(user: String, device: String, sseqs: [Int64]) async throws -> Int
     /// Deletes messages stored at or before `now - ttl`, delivered or not; returns how many undelivered
     /// copies went with them.
     func purgeExpired(now: Date, ttl: Duration) async throws -> Int

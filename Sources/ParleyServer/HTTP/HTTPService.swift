@@ -25,7 +25,9 @@ public enum HTTPService {
         }
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade(configuration: .init(maxFrameSize: maxMessage)) { request, channel, _ in
+            // Frames may be up to twice the message limit so that an over-long message is answered with
+            // error|too-long by the hub; only a frame beyond that is refused by the WebSocket layer (1009).
+            server: .http1WebSocketUpgrade(configuration: .init(maxFrameSize: 2 * maxMessage)) { request, channel, _ in
                 guard request.path == "/ws" || request.path?.hasPrefix("/ws?") == true, let hub = signal else { return .dontUpgrade }
                 let peer = channel.remoteAddress.map { "\($0)" } ?? "?"
                 return .upgrade([:]) { inbound, outbound, _ in

@@ -3,6 +3,8 @@ import Logging
 import NIOCore
 import ParleySignal
 
+struct WebSocketMessageTooLong: Error {}
+
 /// A signaling connection over WebSocket (`/ws`): one frame per text message (docs/PROTOCOL.md §3.1).
 /// Outbound frames go through an AsyncStream to the one task allowed to write to the socket.
 final class WebSocketSignalConnection: SignalConnection, @unchecked Sendable {
@@ -48,12 +50,20 @@ final class WebSocketSignalConnection: SignalConnection, @unchecked Sendable {
                 do {
                     for try await message in inbound.messages(maxSize: maxMessage) {
                         switch message {
+                        case .text(let text) where text.utf8.count > maxMessage:
+                            // messages(maxSize:) bounds reassembled messages; a single frame is bounded
+                            // only by maxFrameSize, so the limit is checked here too.
+                            throw WebSocketMessageTooLong()
                         case .text(let text): hub.received(text, from: connection)
                         case .binary: hub.received("\u{0}binary", from: connection)  // not a frame: protocol error
                         }
                     }
                 } catch {
+                    // The hub answers error|too-long and then closes the connection itself; closing here
+                    // first would end the outbound stream before that frame is in it. A peer that
+                    // never reads gets closed anyway a second later.
                     hub.tooLong(from: connection)
+                    try? await Task.sleep(for: .seconds(1))
                 }
                 hub.closed(connection)
                 connection.close()

@@ -27,7 +27,9 @@ extension SignalHub {
                     (self.queues[CallParty(user: user, device: device)]?.count ?? 0) < self.configuration.queueCapacity
                 }
             }
-            guard let callCommand = CallCommand(command.verb, onlineDevicesOf: online) else { return }
+            guard let callCommand = CallCommand(command.verb, onlineDevicesOf: online) else {
+                return complete(cseq, .nak(code: .badArgument, reason: "not a call command"), on: id)
+            }
             let actions = calls.handle(.command(callCommand, from: party), now: clock())
             performCalls(actions, replyTo: (cseq, id))
         }
@@ -36,6 +38,8 @@ extension SignalHub {
     func complete(_ cseq: UInt64, _ answer: CommandAnswer, on id: ObjectIdentifier) {
         guard let state = connections[id] else { return }
         perform(state.session.complete(cseq: cseq, with: answer, now: clock()), on: id)
+        state.executing = false
+        runNextCommand(id)
     }
 
     /// Records the cseq as processed (the next `welcome` reports it). Call commands are not durable
@@ -94,7 +98,6 @@ extension SignalHub {
             queues[party] = queue
             if let storeSeq {
                 messageRefs[party, default: [:]][sseq] = storeSeq
-                queuedStoreSeqs[party, default: []].insert(storeSeq)
             }
             if let id = presence.connection(user: party.user, device: party.device), let state = connections[id] {
                 state.connection.send(SignalCodec.format(frame))
@@ -111,23 +114,20 @@ extension SignalHub {
         guard var queue = queues[party] else { return }
         let removed = queue.acknowledge(upTo: sseq)
         queues[party] = queue
-        var highest: Int64?
-        for event in removed {
-            if let storeSeq = messageRefs[party]?.removeValue(forKey: event.sseq) {
-                highest = max(highest ?? storeSeq, storeSeq)
-                queuedStoreSeqs[party]?.remove(storeSeq)
+        let delivered = removed.compactMap { messageRefs[party]?.removeValue(forKey: $0.sseq) }
+        if !delivered.isEmpty {
+            let store = self.store
+            let logger = self.logger
+            Task {
+                do {
+                    // Exactly the copies acknowledged: stored mail is not always delivered in store order.
+                    _ = try await store.acknowledge(user: party.user.text, device: party.device.text, sseqs: delivered)
+                } catch {
+                    logger.warning("cannot delete delivered messages", metadata: ["user": "\(party.user)", "error": "\(error)"])
+                }
             }
         }
-        guard let highest else { return }
-        let store = self.store
-        let logger = self.logger
-        Task {
-            do {
-                _ = try await store.acknowledge(user: party.user.text, device: party.device.text, upTo: highest)
-            } catch {
-                logger.warning("cannot delete delivered messages", metadata: ["user": "\(party.user)", "error": "\(error)"])
-            }
-        }
+        if !removed.isEmpty { pumpStoredMessages(for: party) }
     }
 
     // MARK: Sealed messages
@@ -153,14 +153,10 @@ extension SignalHub {
             do {
                 let receipt = try await store.enqueueMessage(message, at: now)
                 self.loop.execute {
-                    if !receipt.isDuplicate {
-                        for delivery in receipt.deliveries {
-                            guard let device = SignalName(delivery.device),
-                                let copy = sealed.first(where: { $0.device == device })
-                            else { continue }
-                            let target = CallParty(user: recipient, device: device)
-                            self.deliver(.message(id: msgID, from: party.user, fromDevice: party.device, sealed: copy.ciphertext),
-                                         to: target, storeSeq: delivery.sseq)
+                    // Stored mail reaches queues only through the pump, in store order.
+                    for delivery in receipt.deliveries {
+                        if let device = SignalName(delivery.device) {
+                            self.pumpStoredMessages(for: CallParty(user: recipient, device: device))
                         }
                     }
                     self.complete(cseq, .ok, on: id)
@@ -176,21 +172,44 @@ extension SignalHub {
         }
     }
 
-    /// Queues the device's undelivered stored messages that are not queued yet (after a login; after a
-    /// restart that is all of them).
-    func loadStoredMessages(for party: CallParty) {
+    /// Moves the device's stored mail into its queue, in store order, after what this process already
+    /// moved, as far as the queue has room; only for a device that is online. One store read per device
+    /// at a time; a request that arrives meanwhile runs another read when this one lands. Called at
+    /// login, when a message for the device is committed, and when an acknowledgement frees room.
+    func pumpStoredMessages(for party: CallParty) {
+        guard presence.isOnline(user: party.user, device: party.device) else { return }
+        if pumping.contains(party) {
+            pumpAgain.insert(party)
+            return
+        }
+        let room = configuration.queueCapacity - (queues[party]?.count ?? 0)
+        guard room > 0 else { return }
+        pumping.insert(party)
+        let after = storeCursor[party] ?? 0
         let store = self.store
         Task {
-            guard let pending = try? await store.pendingMessages(user: party.user.text, device: party.device.text, after: 0,
-                                                                limit: self.configuration.queueCapacity)
-            else { return }
+            let pending = (try? await store.pendingMessages(user: party.user.text, device: party.device.text, after: after,
+                                                            limit: room)) ?? []
             self.loop.execute {
-                for m in pending where !(self.queuedStoreSeqs[party]?.contains(m.sseq) ?? false) {
+                self.pumping.remove(party)
+                var full = false
+                for m in pending where m.sseq > (self.storeCursor[party] ?? 0) {
                     guard let msgID = SignalID(m.id), let from = SignalName(m.senderUser), let fromDevice = SignalName(m.senderDevice),
                         let blob = SignalBlob(m.ciphertext, maxBytes: SignalCommand.maxSealedBytes)
-                    else { continue }
-                    self.deliver(.message(id: msgID, from: from, fromDevice: fromDevice, sealed: blob), to: party, storeSeq: m.sseq)
+                    else {
+                        self.storeCursor[party] = m.sseq  // unreadable row: skip it rather than stall behind it
+                        continue
+                    }
+                    guard self.deliver(.message(id: msgID, from: from, fromDevice: fromDevice, sealed: blob), to: party,
+                                       storeSeq: m.sseq)
+                    else {
+                        full = true
+                        break
+                    }
+                    self.storeCursor[party] = m.sseq
                 }
+                let again = self.pumpAgain.remove(party) != nil
+                if !full && (again || pending.count == room) { self.pumpStoredMessages(for: party) }
             }
         }
     }

@@ -31,13 +31,21 @@ public final class SignalHub: @unchecked Sendable {
     var queues: [CallParty: DeviceQueue] = [:]
     /// For each device, the queued message events: queue sseq → the message's store sseq.
     var messageRefs: [CallParty: [UInt64: Int64]] = [:]
-    /// Store sseqs of messages already queued per device (so a second login does not queue them twice).
-    var queuedStoreSeqs: [CallParty: Set<Int64>] = [:]
+    /// For each device, the highest store sseq moved from the store into its queue in this process:
+    /// stored mail enters the queue only through ``pumpStoredMessages(for:)``, in store order, after it.
+    var storeCursor: [CallParty: Int64] = [:]
+    /// Devices with a store read in flight, and those that need another once it lands.
+    var pumping: Set<CallParty> = []
+    var pumpAgain: Set<CallParty> = []
 
     final class ConnectionState {
         let connection: any SignalConnection
         var session: SessionMachine
         var timer: Scheduled<Void>?
+        /// Commands of this connection waiting for the one in flight: a device's commands run one at a
+        /// time in cseq order, so a `msg` is committed before anything after it counts as processed.
+        var waiting: [SignalCommand] = []
+        var executing = false
         init(connection: any SignalConnection, session: SessionMachine) {
             self.connection = connection
             self.session = session
@@ -131,8 +139,8 @@ public final class SignalHub: @unchecked Sendable {
             case .online(let user, let device):
                 online(CallParty(user: user, device: device), id: id)
             case .execute(let command):
-                guard let identity = state.session.identity else { continue }
-                execute(command, from: CallParty(user: identity.user, device: identity.device), id: id)
+                state.waiting.append(command)
+                runNextCommand(id)
             case .acknowledge(let sseq):
                 guard let identity = state.session.identity else { continue }
                 acknowledge(CallParty(user: identity.user, device: identity.device), upTo: sseq)
@@ -143,10 +151,10 @@ public final class SignalHub: @unchecked Sendable {
                     performCalls(calls.handle(.deviceDisconnected(party), now: clock()))
                     // An empty queue of an offline device holds nothing worth keeping: drop it, so memory
                     // follows the devices online, not every device ever seen. (Its sseq floor is the clock.)
+                    // The store cursor stays: it keeps mail whose deletion is in flight from coming back.
                     if queues[party]?.isEmpty == true {
                         queues[party] = nil
                         messageRefs[party] = nil
-                        queuedStoreSeqs[party] = nil
                     }
                 }
             case .close:
@@ -178,6 +186,16 @@ public final class SignalHub: @unchecked Sendable {
         let queue = queues[party] ?? DeviceQueue(user: party.user, device: party.device, capacity: configuration.queueCapacity)
         queues[party] = queue
         for frame in queue.unacknowledged { connections[id]?.connection.send(SignalCodec.format(frame)) }
-        loadStoredMessages(for: party)
+        pumpStoredMessages(for: party)
+    }
+
+    /// Starts the connection's next waiting command unless one is in flight.
+    func runNextCommand(_ id: ObjectIdentifier) {
+        guard let state = connections[id], !state.executing, !state.waiting.isEmpty,
+            let identity = state.session.identity
+        else { return }
+        state.executing = true
+        let command = state.waiting.removeFirst()
+        execute(command, from: CallParty(user: identity.user, device: identity.device), id: id)
     }
 }
