@@ -41,7 +41,7 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var signalTLSPort = 7001
     public var signalTLSCertificate: String? = nil
     public var signalTLSPrivateKey: String? = nil
-    public var signalMaxLine = 65536
+    public var signalMaxLine = 131072
     public var signalReadTimeout = 60
     public var signalLoginTimeout = 10
     public var signalTimestampWindow = 30
@@ -225,7 +225,7 @@ public struct ConfigKey: Sendable {
         ConfigKey("signal.tls_private_key", "(none)", "PEM private key for signaling over TLS.") { c, v, o throws(ConfigError) in
             c.signalTLSPrivateKey = try Parse.readableFile(v, o)
         },
-        ConfigKey("signal.max_line", "65536", "Longest signaling line or WebSocket message in bytes; longer closes the connection.") { c, v, o throws(ConfigError) in
+        ConfigKey("signal.max_line", "131072", "Longest signaling line or WebSocket message in bytes; longer closes the connection.") { c, v, o throws(ConfigError) in
             c.signalMaxLine = try Parse.int(v, o, 1024...(1 << 20))
         },
         ConfigKey("signal.read_timeout", "60", "Seconds without any frame (keepalives count) before a connection is closed.") { c, v, o throws(ConfigError) in

@@ -9,7 +9,7 @@ import Prometheus
 /// WebSocket at `/ws` when a hub is given.
 public enum HTTPService {
     public static func makeApplication(host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger,
-                                       signal: SignalHub? = nil, maxMessage: Int = 65536,
+                                       signal: SignalHub? = nil, maxMessage: Int = 131072,
                                        onRunning: @escaping @Sendable (Int) async -> Void = { _ in })
         -> some ApplicationProtocol
     {
