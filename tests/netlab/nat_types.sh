@@ -21,7 +21,11 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-TOPO=${NETLAB_TOPO:-/work/shared/netlab/topo.sh}
+# shared/ sits beside the checkout (CI clones the repo next to it); /work/shared is the dev machines' copy.
+_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+_topo_default=/work/shared/netlab/topo.sh
+[[ -f "$_repo/../shared/netlab/topo.sh" ]] && _topo_default="$_repo/../shared/netlab/topo.sh"
+TOPO=${NETLAB_TOPO:-$_topo_default}
 export NETLAB_PREFIX=${NETLAB_PREFIX:-pl$$}
 export NETLAB_QUIET=1
 if [ -z "${PARLEY:-}" ]; then
