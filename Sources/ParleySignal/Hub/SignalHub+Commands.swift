@@ -42,17 +42,26 @@ extension SignalHub {
         runNextCommand(id)
     }
 
-    /// Records the cseq as processed (the next `welcome` reports it). Call commands are not durable
-    /// anyway (calls end with the process), so this is fire-and-forget; `msg` records it in the same
-    /// transaction as the message instead.
+    /// Records the cseq as processed: at once in memory (the next `welcome` in this process reports it),
+    /// and in the store within ``cseqFlushInterval`` — one write per device per interval rather than a
+    /// synchronous commit per command. A crash in between makes the client resend those call commands
+    /// after the restart, when every call has ended anyway; a `msg` records its cseq in the same
+    /// transaction as the message instead, so no acknowledged message depends on this.
     func recordCSeq(_ cseq: UInt64, _ party: CallParty) {
-        let store = self.store
-        let logger = self.logger
-        Task {
-            do {
-                _ = try await store.recordProcessedCSeq(Int64(cseq), user: party.user.text, device: party.device.text)
-            } catch {
-                logger.warning("cannot record cseq", metadata: ["user": "\(party.user)", "error": "\(error)"])
+        processedCSeq[party] = max(processedCSeq[party] ?? 0, cseq)
+        guard cseqFlushScheduled.insert(party).inserted else { return }
+        loop.scheduleTask(in: cseqFlushInterval) { [weak self] in
+            guard let self else { return }
+            self.cseqFlushScheduled.remove(party)
+            guard let value = self.processedCSeq[party] else { return }
+            let store = self.store
+            let logger = self.logger
+            Task {
+                do {
+                    _ = try await store.recordProcessedCSeq(Int64(value), user: party.user.text, device: party.device.text)
+                } catch {
+                    logger.warning("cannot record cseq", metadata: ["user": "\(party.user)", "error": "\(error)"])
+                }
             }
         }
     }
@@ -153,6 +162,7 @@ extension SignalHub {
             do {
                 let receipt = try await store.enqueueMessage(message, at: now)
                 self.loop.execute {
+                    self.processedCSeq[party] = max(self.processedCSeq[party] ?? 0, cseq)
                     // Stored mail reaches queues only through the pump, in store order.
                     for delivery in receipt.deliveries {
                         if let device = SignalName(delivery.device) {
@@ -162,8 +172,10 @@ extension SignalHub {
                     self.complete(cseq, .ok, on: id)
                 }
             } catch let error as SignalStoreError where error.code == .quotaExceeded {
-                self.recordCSeq(cseq, party)
-                self.loop.execute { self.complete(cseq, .nak(code: .quota, reason: "the recipient's mailbox is full"), on: id) }
+                self.loop.execute {
+                    self.recordCSeq(cseq, party)
+                    self.complete(cseq, .nak(code: .quota, reason: "the recipient's mailbox is full"), on: id)
+                }
             } catch {
                 self.logger.error("cannot store a message", metadata: ["error": "\(error)"])
                 // Not acknowledged: the client keeps it queued and resends after reconnecting.

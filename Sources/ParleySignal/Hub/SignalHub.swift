@@ -37,6 +37,12 @@ public final class SignalHub: @unchecked Sendable {
     /// Devices with a store read in flight, and those that need another once it lands.
     var pumping: Set<CallParty> = []
     var pumpAgain: Set<CallParty> = []
+    /// The highest cseq processed per device in this process, and the devices whose value is waiting to
+    /// be written: call commands' cseqs reach the store at most every ``cseqFlushInterval`` per device
+    /// instead of one synchronous commit per command (a `msg` records its own in its transaction).
+    var processedCSeq: [CallParty: UInt64] = [:]
+    var cseqFlushScheduled: Set<CallParty> = []
+    let cseqFlushInterval: TimeAmount = .milliseconds(200)
 
     final class ConnectionState {
         let connection: any SignalConnection
@@ -133,7 +139,8 @@ public final class SignalHub: @unchecked Sendable {
                     let last = (try? await store.lastProcessedCSeq(user: user.text, device: device.text)) ?? 0
                     self.loop.execute {
                         guard let state = self.connections[id] else { return }
-                        self.perform(state.session.admit(lastCSeq: UInt64(max(0, last)), now: self.clock()), on: id)
+                        let inMemory = self.processedCSeq[CallParty(user: user, device: device)] ?? 0
+                        self.perform(state.session.admit(lastCSeq: max(UInt64(max(0, last)), inMemory), now: self.clock()), on: id)
                     }
                 }
             case .online(let user, let device):
