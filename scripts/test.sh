@@ -28,11 +28,15 @@ bin=$(swift build --show-bin-path)
 
 # 1. XCTest (and Swift Testing) suites.
 swift test --skip-build 2>&1 | tee "$logdir/swift-test.log" | grep -E "error:|failed \(|Executed .* tests" | tail -40
-summary=$(grep -E "Test Suite 'All tests' (passed|failed)" -A1 "$logdir/swift-test.log" | grep -Eo "Executed [0-9]+ tests?, with [0-9]+ failures?" | tail -1)
+# "Executed 315 tests, with 1 test skipped and 0 failures (0 unexpected) in …"
+summary=$(grep -E "Test Suite 'All tests' (passed|failed)" -A1 "$logdir/swift-test.log" | grep -E "Executed [0-9]+ tests?" | tail -1)
 if [[ -n "$summary" ]]; then
-    n=$(echo "$summary" | awk '{print $2}')
-    f=$(echo "$summary" | awk '{print $5}')
-    count "swift test (XCTest)" $((n - f)) "$f"
+    n=$(echo "$summary" | grep -Eo "Executed [0-9]+" | awk '{print $2}')
+    f=$(echo "$summary" | grep -Eo "[0-9]+ failures?" | head -1 | awk '{print $1}')
+    sk=$(echo "$summary" | grep -Eo "[0-9]+ tests? skipped" | awk '{print $1}')
+    sk=${sk:-0}
+    [[ $sk -gt 0 ]] && echo "== swift test: $sk skipped (not counted)"
+    count "swift test (XCTest)" $((n - f - sk)) "$f"
 else
     count "swift test (no summary: crashed?)" 0 1
 fi

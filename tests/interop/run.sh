@@ -97,7 +97,7 @@ fail() { FAIL=$((FAIL + 1)); echo "FAIL $1: $2 (see $OUT/$3)"; }
 start_server() {
   local name=$1; shift
   rm -f "$OUT/$name.ready"
-  "$PARLEY" serve --http-listen 127.0.0.1 --http-port 0 --ready-file "$OUT/$name.ready" "$@" \
+  "$PARLEY" serve --signal-enabled no --http-listen 127.0.0.1 --http-port 0 --ready-file "$OUT/$name.ready" "$@" \
     >"$OUT/$name.log" 2>&1 &
   SERVER_PIDS+=($!)
   local pid=$! i

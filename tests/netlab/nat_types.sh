@@ -106,7 +106,7 @@ for t in $TYPES; do
   else
     rm -f "$out/ready"
     # topo.sh exec ends in `exec ip netns exec`, which execs parley: $! is the server's own pid
-    "$TOPO" exec srv "$PARLEY" serve --stun-listen "$SRV1" --stun-alternate-address "$SRV2" \
+    "$TOPO" exec srv "$PARLEY" serve --signal-enabled no --stun-listen "$SRV1" --stun-alternate-address "$SRV2" \
       --stun-port 3478 --stun-alternate-port 3479 --stun-tcp no --http-listen 127.0.0.1 --http-port 0 \
       --ready-file "$out/ready" >"$out/serve.stdout" 2>"$out/serve.log" &
     SERVER_PID=$!
