@@ -162,6 +162,7 @@ let package = Package(
             dependencies: ["ParleyWire"],
             swiftSettings: strict
         ),
+        .executableTarget(name: "SignalBench", dependencies: ["ParleyWire", "ParleyCrypto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], swiftSettings: strict),
         .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], exclude: ["SignalCorpus"], resources: [.copy("Corpus")]),
         .testTarget(name: "ParleyStoreTests", dependencies: ["ParleyStore", "ParleyCrypto"]),
         .testTarget(

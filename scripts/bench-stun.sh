@@ -7,23 +7,35 @@
 # Environment (all optional):
 #   RUNS=3               measurements per server, interleaved coturn, parley, echo, coturn, ...
 #   LOAD="-s 16 -w 4 -d 5"   stunload arguments (closed loop), identical for the three servers
-#   PARLEY_FLAGS=""      extra `parley serve` flags, e.g. "--server-threads 1"
+#   PARLEY_FLAGS="--server-threads 1"   extra `parley serve` flags. One event loop by default: the same
+#                        thread budget as coturn's -m 1, and on a 2-core machine the load generator needs
+#                        the other core. PARLEY_FLAGS="" runs parley's default (one loop per core).
 #   SKIP_BUILD=1         do not run `swift build -c release --product parley` (use the existing binary)
+#   PARLEY_BIN=path      run this parley binary instead of .build/release/parley (implies SKIP_BUILD=1)
+#   BASELINE_BIN=path    also measure this parley binary (e.g. a saved build of an earlier revision),
+#                        as a fourth interleaved series "base", with the same flags: before/after figures
+#                        taken under the same conditions
 #   KEEP_WORK=1          keep the temporary directory (logs, binaries, raw results)
+#   OTHER_MAX=10 RETRIES=3   a measurement during which other processes used more than OTHER_MAX % of
+#                        a core is repeated, up to RETRIES times (the machine is shared)
 #
 # Prints, per server, the median answers/s and CPU µs per answer (utime+stime of the server process
 # from /proc/PID/stat over the run, divided by the answers), and the ratios parley/coturn (target
 # >= 1.2) and parley/echo (target >= 0.75). Exit status: 0 when both targets are met, 3 when a target
-# is missed, 1/2 on errors. Only 127.0.0.1 is used; every port is chosen free at run time.
+# is missed, 4 when some run stayed disturbed by other processes (verdict unreliable), 1/2 on errors.
+# Only 127.0.0.1 is used; every port is chosen free at run time; every process started is stopped on
+# exit (trap).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUNS=${RUNS:-3}
 LOAD=${LOAD:-"-s 16 -w 4 -d 5"}
-PARLEY_FLAGS=${PARLEY_FLAGS:-}
+PARLEY_FLAGS=${PARLEY_FLAGS-"--server-threads 1"}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP_WORK=${KEEP_WORK:-0}
 STUNLOAD_SRC=${STUNLOAD_SRC:-/work/shared/tools/stunload/stunload.c}
+OTHER_MAX=${OTHER_MAX:-10}
+RETRIES=${RETRIES:-3}
 TARGET_COTURN=1.2
 TARGET_ECHO=0.75
 
@@ -71,8 +83,8 @@ gcc -O2 -Wall -o "$WORK/bin/stunload" "$STUNLOAD_SRC"
 gcc -O2 -Wall -o "$WORK/bin/udpecho" "$ROOT/benchmarks/udpecho.c"
 STUNLOAD=$WORK/bin/stunload
 
-PARLEY=$ROOT/.build/release/parley
-if [ "$SKIP_BUILD" != 1 ]; then
+PARLEY=${PARLEY_BIN:-$ROOT/.build/release/parley}
+if [ "$SKIP_BUILD" != 1 ] && [ -z "${PARLEY_BIN:-}" ]; then
   log "swift build -c release --product parley (a clean build of the dependencies takes ~9 min)"
   (cd "$ROOT" && swift build -c release --product parley) > "$WORK/build.log" 2>&1 \
     || { tail -30 "$WORK/build.log" >&2; die "release build failed"; }
@@ -141,23 +153,23 @@ start_coturn() {
   die "coturn would not start"
 }
 
-start_parley() {
-  local pid port i
-  rm -f "$WORK/parley.ready"
+start_parley() { # binary name -> sets STARTED_PID, STARTED_PORT
+  local bin=$1 name=$2 pid port i
+  rm -f "$WORK/$name.ready"
   # shellcheck disable=SC2086
-  "$PARLEY" serve --stun-listen 127.0.0.1 --stun-port 0 --stun-tcp no --http-listen 127.0.0.1 --http-port 0 \
-    --ready-file "$WORK/parley.ready" $PARLEY_FLAGS > "$WORK/parley.log" 2>&1 &
+  "$bin" serve --signal-enabled no --stun-listen 127.0.0.1 --stun-port 0 --stun-tcp no --http-listen 127.0.0.1 --http-port 0 \
+    --ready-file "$WORK/$name.ready" $PARLEY_FLAGS > "$WORK/$name.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
   for i in $(seq 1 100); do
-    [ -s "$WORK/parley.ready" ] && break
-    kill -0 "$pid" 2>/dev/null || { tail -20 "$WORK/parley.log" >&2; die "parley exited"; }
+    [ -s "$WORK/$name.ready" ] && break
+    kill -0 "$pid" 2>/dev/null || { tail -20 "$WORK/$name.log" >&2; die "$name exited"; }
     sleep 0.1
   done
-  port=$(sed -n 's/^stun_udp=//p' "$WORK/parley.ready")
-  [ -n "$port" ] || die "parley wrote no stun_udp port"
-  wait_probe stun "$port" "$pid" || die "parley does not answer on $port"
-  PARLEY_PID=$pid; PARLEY_PORT=$port
+  port=$(sed -n 's/^stun_udp=//p' "$WORK/$name.ready")
+  [ -n "$port" ] || die "$name wrote no stun_udp port"
+  wait_probe stun "$port" "$pid" || die "$name does not answer on $port"
+  STARTED_PID=$pid; STARTED_PORT=$port
 }
 
 start_echo() {
@@ -179,7 +191,8 @@ start_echo() {
 RESULTS=$WORK/results.txt
 : > "$RESULTS"
 
-measure() { # name mode pid port run
+# One measurement; prints its result line (see the awk printf for the columns).
+measure_once() { # name mode pid port run
   local name=$1 mode=$2 pid=$3 port=$4 run=$5 c0 c1 b0 b1 out rc=0
   b0=$(machine_busy); c0=$(cpu_ticks "$pid")
   # shellcheck disable=SC2086
@@ -196,46 +209,77 @@ measure() { # name mode pid port run
       if (other < 0) other = 0
       printf "%s %d %.0f %d %.2f %.4f %.2f %.2f %s %.0f %d\n", name, run, v["resp_rate"], v["answered"], cpu_us,
         v["loss_pct"], srv, other / v["wall_s"] * 100, la, v["gen_rqwait_ms"], v["xma_bad"] + v["xma_missing"]
-    }' >> "$RESULTS"
-  local last; last=$(tail -1 "$RESULTS")
-  # shellcheck disable=SC2086
-  set -- $last
-  printf '  run %d %-7s %8s answers/s  %6s µs CPU/answer  loss %s%%  server CPU %ss  other load %s%% of a core  load1 %s  generator waited %s ms\n' \
-    "$2" "$1" "$3" "$5" "$6" "$7" "$8" "$9" "${10}" >&2
-  [ "${11}" = 0 ] || log "WARNING: $name gave ${11} answers without a correct XOR-MAPPED-ADDRESS"
+    }'
 }
 
+# A measurement during which other processes took more than OTHER_MAX % of a core is repeated (up
+# to RETRIES times, after a pause); if it stays disturbed, the last attempt is kept and counted.
+measure() { # name mode pid port run
+  local attempt line disturbed note f
+  for attempt in $(seq 0 "$RETRIES"); do
+    line=$(measure_once "$@")
+    [ -n "$line" ] || die "no RESULT from stunload against $1"
+    read -r -a f <<<"$line"
+    disturbed=$(awk -v o="${f[7]}" -v m="$OTHER_MAX" 'BEGIN { print (o > m) ? 1 : 0 }')
+    note=""
+    if [ "$disturbed" = 1 ]; then
+      if [ "$attempt" -lt "$RETRIES" ]; then note="  DISTURBED, repeating"; else note="  DISTURBED, kept"; fi
+    fi
+    printf '  run %d %-7s %8s answers/s  %6s µs CPU/answer  loss %s%%  server CPU %ss  other load %s%% of a core  load1 %s  generator waited %s ms%s\n' \
+      "${f[1]}" "${f[0]}" "${f[2]}" "${f[4]}" "${f[5]}" "${f[6]}" "${f[7]}" "${f[8]}" "${f[9]}" "$note" >&2
+    [ "${f[10]}" = 0 ] || log "WARNING: $1 gave ${f[10]} answers without a correct XOR-MAPPED-ADDRESS"
+    if [ "$disturbed" = 1 ] && [ "$attempt" -lt "$RETRIES" ]; then sleep 5; continue; fi
+    echo "$line $disturbed" >> "$RESULTS"
+    return 0
+  done
+}
+
+# Median of a column over a server's runs, leaving out disturbed runs when there are undisturbed ones.
 median() { # name column
-  awk -v n="$1" -v col="$2" '$1 == n { print $col }' "$RESULTS" | sort -g |
-    awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+  awk -v n="$1" -v col="$2" '
+    $1 == n { all[++na] = $col; if ($12 == 0) clean[++nc] = $col }
+    END { if (nc > 0) for (i = 1; i <= nc; i++) print clean[i]; else for (i = 1; i <= na; i++) print all[i] }' "$RESULTS" |
+    sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
 # ---------------------------------------------------------------- run ----
 NPROC=$(nproc)
 log "machine: $NPROC cores, $(uname -r), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-log "coturn $COTURN_VERSION; parley $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git status --porcelain -- Sources 2>/dev/null | grep -q . && echo ' (+ local changes)'); flags: ${PARLEY_FLAGS:-none}"
+if [ -n "${PARLEY_BIN:-}" ]; then PARLEY_DESC=$PARLEY_BIN; else
+  PARLEY_DESC="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git status --porcelain -- Sources 2>/dev/null | grep -q . && echo ' + uncommitted changes')"
+fi
+log "coturn $COTURN_VERSION; parley $PARLEY_DESC, flags: ${PARLEY_FLAGS:-none}"
+case $COTURN_VERSION in 4.6.1*) ;; *) log "WARNING: coturn $COTURN_VERSION is not the 4.6.1 the reference figures are for" ;; esac
 log "stunload $LOAD (closed loop), $RUNS interleaved runs per server"
 
 start_coturn
-start_parley
+start_parley "$PARLEY" parley; PARLEY_PID=$STARTED_PID; PARLEY_PORT=$STARTED_PORT
+if [ -n "${BASELINE_BIN:-}" ]; then
+  [ -x "$BASELINE_BIN" ] || die "BASELINE_BIN $BASELINE_BIN is not executable"
+  start_parley "$BASELINE_BIN" base; BASE_PID=$STARTED_PID; BASE_PORT=$STARTED_PORT
+  log "baseline parley $BASELINE_BIN: pid $BASE_PID port $BASE_PORT"
+fi
 start_echo
 log "coturn pid $COTURN_PID port $COTURN_PORT; parley pid $PARLEY_PID port $PARLEY_PORT; echo pid $ECHO_PID port $ECHO_PORT"
 
 # Warm-up (page faults, buffer pools, caches): one second each, not counted.
 "$STUNLOAD" -M stun -s 16 -w 4 -d 1 -q 127.0.0.1 "$COTURN_PORT" > /dev/null || true
 "$STUNLOAD" -M stun -s 16 -w 4 -d 1 -q 127.0.0.1 "$PARLEY_PORT" > /dev/null || true
+[ -z "${BASELINE_BIN:-}" ] || "$STUNLOAD" -M stun -s 16 -w 4 -d 1 -q 127.0.0.1 "$BASE_PORT" > /dev/null || true
 "$STUNLOAD" -M echo -s 16 -w 4 -d 1 -q 127.0.0.1 "$ECHO_PORT" > /dev/null || true
 
 for run in $(seq 1 "$RUNS"); do
   measure coturn stun "$COTURN_PID" "$COTURN_PORT" "$run"
   measure parley stun "$PARLEY_PID" "$PARLEY_PORT" "$run"
+  [ -z "${BASELINE_BIN:-}" ] || measure base stun "$BASE_PID" "$BASE_PORT" "$run"
   measure echo echo "$ECHO_PID" "$ECHO_PORT" "$run"
 done
 
 C_RATE=$(median coturn 3); P_RATE=$(median parley 3); E_RATE=$(median echo 3)
 C_CPU=$(median coturn 5); P_CPU=$(median parley 5); E_CPU=$(median echo 5)
 C_LOSS=$(median coturn 6); P_LOSS=$(median parley 6); E_LOSS=$(median echo 6)
-OTHER=$(awk '{ print $8 }' "$RESULTS" | sort -g | tail -1)
+DISTURBED=$(awk '$12 == 1' "$RESULTS" | wc -l)
+OTHER=$(awk '$12 == 0 { print $8 }' "$RESULTS" | sort -g | tail -1)
 LOADS=$(awk '{ print $9 }' "$RESULTS" | sort -g | sed -n '1p;$p' | paste -sd- -)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
@@ -246,13 +290,27 @@ OK_E=$(awk -v r="$R_ECHO" -v t="$TARGET_ECHO" 'BEGIN { print (r >= t) ? "met" : 
 
 echo
 echo "STUN Binding, stunload $LOAD (closed loop), 127.0.0.1, medians of $RUNS interleaved runs"
-echo "machine: $NPROC cores; load average (1 min) during the runs: $LOADS; other processes used up to ${OTHER}% of a core"
+echo "machine: $NPROC cores; load average (1 min) during the runs: $LOADS; other processes used up to ${OTHER:-?}% of a core in the runs used"
+if [ "$DISTURBED" -gt 0 ]; then
+  echo "WARNING: $DISTURBED run(s) stayed disturbed (other processes > ${OTHER_MAX}% of a core) after $RETRIES repeats;"
+  echo "         medians leave them out where a server has undisturbed runs. Rerun on a quieter machine."
+fi
 printf '%-22s %12s %16s %8s\n' "server" "answers/s" "CPU µs/answer" "loss %"
 printf '%-22s %12.0f %16.2f %8.3f\n' "coturn $COTURN_VERSION -m 1" "$C_RATE" "$C_CPU" "$C_LOSS"
 printf '%-22s %12.0f %16.2f %8.3f\n' "parley serve" "$P_RATE" "$P_CPU" "$P_LOSS"
+if [ -n "${BASELINE_BIN:-}" ]; then
+  printf '%-22s %12.0f %16.2f %8.3f\n' "parley baseline" "$(median base 3)" "$(median base 5)" "$(median base 6)"
+fi
 printf '%-22s %12.0f %16.2f %8.3f\n' "udp echo (ceiling)" "$E_RATE" "$E_CPU" "$E_LOSS"
 echo "parley/coturn = $R_COTURN (target >= $TARGET_COTURN: $OK_C)"
 echo "parley/echo   = $R_ECHO (target >= $TARGET_ECHO: $OK_E)"
-echo "RESULT coturn_rate=$C_RATE parley_rate=$P_RATE echo_rate=$E_RATE coturn_cpu_us=$C_CPU parley_cpu_us=$P_CPU echo_cpu_us=$E_CPU parley_coturn=$R_COTURN parley_echo=$R_ECHO"
+if [ -n "${BASELINE_BIN:-}" ]; then
+  echo "baseline: base/coturn = $(ratio "$(median base 3)" "$C_RATE"), base/echo = $(ratio "$(median base 3)" "$E_RATE"), parley/base = $(ratio "$P_RATE" "$(median base 3)")"
+fi
+echo "RESULT coturn_rate=$C_RATE parley_rate=$P_RATE echo_rate=$E_RATE coturn_cpu_us=$C_CPU parley_cpu_us=$P_CPU echo_cpu_us=$E_CPU parley_coturn=$R_COTURN parley_echo=$R_ECHO disturbed=$DISTURBED"
 
+if [ "$DISTURBED" -gt 0 ]; then
+  echo "UNRELIABLE: medians include disturbed runs; the target verdicts above are not to be trusted"
+  exit 4
+fi
 [ "$OK_C" = met ] && [ "$OK_E" = met ] || exit 3
