@@ -246,7 +246,10 @@ median() { # name column
 NPROC=$(nproc)
 log "machine: $NPROC cores, $(uname -r), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -n "${PARLEY_BIN:-}" ]; then PARLEY_DESC=$PARLEY_BIN; else
-  PARLEY_DESC="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git status --porcelain -- Sources 2>/dev/null | grep -q . && echo ' + uncommitted changes')"
+  PARLEY_DESC=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')
+  if [ -n "$(cd "$ROOT" && git status --porcelain -- Sources 2>/dev/null || true)" ]; then
+    PARLEY_DESC="$PARLEY_DESC + uncommitted changes in Sources"
+  fi
 fi
 log "coturn $COTURN_VERSION; parley $PARLEY_DESC, flags: ${PARLEY_FLAGS:-none}"
 case $COTURN_VERSION in 4.6.1*) ;; *) log "WARNING: coturn $COTURN_VERSION is not the 4.6.1 the reference figures are for" ;; esac
