@@ -154,10 +154,12 @@ start_coturn() {
 }
 
 start_parley() { # binary name -> sets STARTED_PID, STARTED_PORT
-  local bin=$1 name=$2 pid port i
+  local bin=$1 name=$2 pid port i extra=""
   rm -f "$WORK/$name.ready"
+  # STUN only: signaling off where the binary has it (builds from before signaling do not know the flag).
+  case $("$bin" serve --help 2>/dev/null || true) in *--signal-enabled*) extra="--signal-enabled no" ;; esac
   # shellcheck disable=SC2086
-  "$bin" serve --signal-enabled no --stun-listen 127.0.0.1 --stun-port 0 --stun-tcp no --http-listen 127.0.0.1 --http-port 0 \
+  "$bin" serve $extra --stun-listen 127.0.0.1 --stun-port 0 --stun-tcp no --http-listen 127.0.0.1 --http-port 0 \
     --ready-file "$WORK/$name.ready" $PARLEY_FLAGS > "$WORK/$name.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
