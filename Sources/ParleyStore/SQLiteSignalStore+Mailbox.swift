@@ -26,6 +26,27 @@ extension SQLiteSignalStore {
         }
     }
 
+    /// EXPERIMENT: what a login needs, for every device at once (read at start): last cseqs, and the
+    /// devices with stored mail.
+    public func loginState() throws -> (cseqs: [(String, String, Int64)], mail: [(String, String)]) {
+        try pool.read { db in
+            let c = try Row.fetchAll(db, sql: "SELECT user, device, last_cseq FROM device_sequence").map {
+                ($0[0] as String, $0[1] as String, $0[2] as Int64)
+            }
+            let m = try Row.fetchAll(db, sql: "SELECT DISTINCT recipient_user, recipient_device FROM message_copy").map {
+                ($0[0] as String, $0[1] as String)
+            }
+            return (c, m)
+        }
+    }
+
+    /// EXPERIMENT: many devices' cseqs in one transaction.
+    public func recordProcessedCSeqs(_ items: [(Int64, String, String)]) async throws {
+        try await write("recording cseqs") { db in
+            for (cseq, user, device) in items { try Self.advanceCSeq(to: cseq, user: user, device: device, db) }
+        }
+    }
+
     /// Raises the device's last processed cseq to `cseq` (never lowers it).
     static func advanceCSeq(to cseq: Int64, user: String, device: String, _ db: Database) throws {
         try db.execute(

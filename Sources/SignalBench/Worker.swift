@@ -134,13 +134,15 @@ final class Worker: @unchecked Sendable {
     private var keepaliveTick = 0
     var keepalivesSent = 0
 
-    /// Every second, a 1/25 slice of the connections that have written nothing for 20 s sends an empty
-    /// line (docs/PROTOCOL.md §3.1: a keepalive at least every 25 s; the server's read timeout is 60 s).
+    /// Every 50 ms, a 1/500 slice of the connections (each one visited every 25 s) sends an empty line if
+    /// it has written nothing for 20 s (docs/PROTOCOL.md §3.1: a keepalive at least every 25 s; the
+    /// server's read timeout is 60 s). Small slices keep keepalives spread out as real clients' are, rather
+    /// than arriving at the server in bursts.
     func startKeepalives() {
-        loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+        loop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(50)) { _ in
             self.keepaliveTick += 1
             let now = monoNanos()
-            var i = self.keepaliveTick % 25
+            var i = self.keepaliveTick % 500
             while i < self.conns.count {
                 let c = self.conns[i]
                 if c.state == .active, now &- c.lastWrite > 20_000_000_000 {
@@ -148,7 +150,7 @@ final class Worker: @unchecked Sendable {
                     c.flush()
                     self.keepalivesSent += 1
                 }
-                i += 25
+                i += 500
             }
         }
     }

@@ -49,18 +49,26 @@ extension SignalHub {
     /// transaction as the message instead, so no acknowledged message depends on this.
     func recordCSeq(_ cseq: UInt64, _ party: CallParty) {
         processedCSeq[party] = max(processedCSeq[party] ?? 0, cseq)
-        guard cseqFlushScheduled.insert(party).inserted else { return }
+        // EXPERIMENT: every device's pending value goes in one transaction per interval.
+        cseqDirty.insert(party)
+        guard !cseqFlushPending else { return }
+        cseqFlushPending = true
         loop.scheduleTask(in: cseqFlushInterval) { [weak self] in
             guard let self else { return }
-            self.cseqFlushScheduled.remove(party)
-            guard let value = self.processedCSeq[party] else { return }
+            self.cseqFlushPending = false
+            let batch = self.cseqDirty.compactMap { p in self.processedCSeq[p].map { (Int64($0), p.user.text, p.device.text) } }
+            self.cseqDirty = []
             let store = self.store
             let logger = self.logger
             Task {
                 do {
-                    _ = try await store.recordProcessedCSeq(Int64(value), user: party.user.text, device: party.device.text)
+                    if let sql = store as? SQLiteSignalStore {
+                        try await sql.recordProcessedCSeqs(batch)
+                    } else {
+                        for (c, u, d) in batch { _ = try await store.recordProcessedCSeq(c, user: u, device: d) }
+                    }
                 } catch {
-                    logger.warning("cannot record cseq", metadata: ["user": "\(party.user)", "error": "\(error)"])
+                    logger.warning("cannot record cseqs", metadata: ["error": "\(error)"])
                 }
             }
         }
@@ -136,7 +144,7 @@ extension SignalHub {
                 }
             }
         }
-        if !removed.isEmpty { pumpStoredMessages(for: party) }
+        if !removed.isEmpty, pumpBlocked.remove(party) != nil { pumpStoredMessages(for: party) }
     }
 
     // MARK: Sealed messages
@@ -166,6 +174,7 @@ extension SignalHub {
                     // Stored mail reaches queues only through the pump, in store order.
                     for delivery in receipt.deliveries {
                         if let device = SignalName(delivery.device) {
+                            self.mayHaveMail.insert(CallParty(user: recipient, device: device))
                             self.pumpStoredMessages(for: CallParty(user: recipient, device: device))
                         }
                     }
@@ -195,7 +204,10 @@ extension SignalHub {
             return
         }
         let room = configuration.queueCapacity - (queues[party]?.count ?? 0)
-        guard room > 0 else { return }
+        guard room > 0 else {
+            pumpBlocked.insert(party)
+            return
+        }
         pumping.insert(party)
         let after = storeCursor[party] ?? 0
         let store = self.store
@@ -221,6 +233,7 @@ extension SignalHub {
                     self.storeCursor[party] = m.sseq
                 }
                 let again = self.pumpAgain.remove(party) != nil
+                if full { self.pumpBlocked.insert(party) }
                 if !full && (again || pending.count == room) { self.pumpStoredMessages(for: party) }
             }
         }

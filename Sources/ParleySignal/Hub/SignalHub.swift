@@ -42,12 +42,19 @@ public final class SignalHub: @unchecked Sendable {
     /// instead of one synchronous commit per command (a `msg` records its own in its transaction).
     var processedCSeq: [CallParty: UInt64] = [:]
     var cseqFlushScheduled: Set<CallParty> = []
+    /// EXPERIMENT: one flush for all devices per interval; login state loaded at start.
+    var cseqDirty: Set<CallParty> = []
+    var cseqFlushPending = false
+    var mayHaveMail: Set<CallParty> = []
+    var loginStateLoaded = false
+    var pumpBlocked: Set<CallParty> = []
     let cseqFlushInterval: TimeAmount = .milliseconds(200)
 
     final class ConnectionState {
         let connection: any SignalConnection
         var session: SessionMachine
         var timer: Scheduled<Void>?
+        var timerDeadline: UInt64 = 0
         /// Commands of this connection waiting for the one in flight: a device's commands run one at a
         /// time in cseq order, so a `msg` is committed before anything after it counts as processed.
         var waiting: [SignalCommand] = []
@@ -67,6 +74,11 @@ public final class SignalHub: @unchecked Sendable {
         self.logger = logger
         self.clock = clock
         self.calls = CallBook(configuration: configuration.calls)
+        if let sql = store as? SQLiteSignalStore, let st = try? sql.loginState() {
+            for (u, d, c) in st.cseqs { if let u = SignalName(u), let d = SignalName(d) { processedCSeq[CallParty(user: u, device: d)] = UInt64(max(0, c)) } }
+            for (u, d) in st.mail { if let u = SignalName(u), let d = SignalName(d) { mayHaveMail.insert(CallParty(user: u, device: d)) } }
+            loginStateLoaded = true
+        }
     }
 
     // MARK: Entry points (any thread)
@@ -134,6 +146,11 @@ public final class SignalHub: @unchecked Sendable {
                 state.connection.send(SignalCodec.format(frame))
             case .authenticated(let user, let device):
                 logger.info("signal login", metadata: ["user": "\(user)", "device": "\(device)", "peer": "\(state.connection.peer)"])
+                if loginStateLoaded {
+                    let last = processedCSeq[CallParty(user: user, device: device)] ?? 0
+                    perform(state.session.admit(lastCSeq: last, now: clock()), on: id)
+                    continue
+                }
                 let store = self.store
                 Task {
                     let last = (try? await store.lastProcessedCSeq(user: user.text, device: device.text)) ?? 0
@@ -173,12 +190,20 @@ public final class SignalHub: @unchecked Sendable {
 
     func rearmSessionTimer(_ id: ObjectIdentifier) {
         guard let state = connections[id] else { return }
+        guard let deadline = state.session.deadline else {
+            state.timer?.cancel()
+            state.timer = nil
+            return
+        }
+        // EXPERIMENT (lazy timer): a timer armed at or before the deadline stays armed. Read deadlines only
+        // move later, so most frames change nothing here; an early firing is a no-op and re-arms.
+        if state.timer != nil, state.timerDeadline <= deadline { return }
         state.timer?.cancel()
-        state.timer = nil
-        guard let deadline = state.session.deadline else { return }
+        state.timerDeadline = deadline
         let delay = Int64(deadline) - Int64(clock())
         state.timer = loop.scheduleTask(in: .milliseconds(max(0, delay))) { [weak self] in
             guard let self, let state = self.connections[id] else { return }
+            state.timer = nil
             self.perform(state.session.deadlineReached(now: self.clock()), on: id)
         }
     }
@@ -193,7 +218,7 @@ public final class SignalHub: @unchecked Sendable {
         let queue = queues[party] ?? DeviceQueue(user: party.user, device: party.device, capacity: configuration.queueCapacity)
         queues[party] = queue
         for frame in queue.unacknowledged { connections[id]?.connection.send(SignalCodec.format(frame)) }
-        pumpStoredMessages(for: party)
+        if !loginStateLoaded || mayHaveMail.contains(party) { pumpStoredMessages(for: party) }
     }
 
     /// Starts the connection's next waiting command unless one is in flight.
