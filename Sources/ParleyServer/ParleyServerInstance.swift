@@ -148,23 +148,23 @@ public final class ParleyServerInstance: Sendable {
                                          disconnectGrace: UInt64(c.signalDisconnectGrace) * 1000),
             messageTTL: .seconds(c.signalMessageTTL))
         let hub = SignalHub(loop: loops.next(), store: store, accounts: accounts, configuration: hubConfiguration, logger: logger)
-        var tls: NIOSSLContext?
-        if let cert = c.signalTLSCertificate, let key = c.signalTLSPrivateKey {
-            let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
-            tls = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .file(key)))
-        }
+        let tls = try tlsContext(certificate: c.signalTLSCertificate, privateKey: c.signalTLSPrivateKey)
         let service = SignalService(hub: hub, addresses: c.signalListen, port: c.signalPort, tlsPort: c.signalTLSPort, tls: tls,
                                     maxLine: c.signalMaxLine, group: loops, logger: logger)
         try await service.start()
         return service
     }
 
+    /// A server TLS context from PEM files, or nil when either is unset (configuration validation
+    /// ensures both or neither).
+    static func tlsContext(certificate: String?, privateKey: String?) throws -> NIOSSLContext? {
+        guard let certificate, let privateKey else { return nil }
+        let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+        return try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .file(privateKey)))
+    }
+
     static func stunListen(_ c: ServerConfiguration) throws -> STUNListenConfiguration {
-        var tls: NIOSSLContext?
-        if let cert = c.stunTLSCertificate, let key = c.stunTLSPrivateKey {
-            let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
-            tls = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .file(key)))
-        }
+        let tls = try tlsContext(certificate: c.stunTLSCertificate, privateKey: c.stunTLSPrivateKey)
         return STUNListenConfiguration(
             addresses: c.stunListen, port: c.stunPort, tlsPort: c.stunTLSPort, tls: tls,
             alternateAddress: c.stunAlternateAddress, alternatePort: c.stunAlternatePort,

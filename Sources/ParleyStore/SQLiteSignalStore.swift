@@ -96,21 +96,18 @@ public final class SQLiteSignalStore: SignalStore {
 
     /// Runs `body` in one write transaction, committed before returning; maps database errors.
     func write<T: Sendable>(_ operation: String, _ body: @Sendable (Database) throws -> T) async throws -> T {
-        do {
-            return try await pool.write(body)
-        } catch let error as SignalStoreError {
-            throw error
-        } catch let error as CancellationError {
-            throw error
-        } catch {
-            throw SignalStoreError.storageFailed(operation, error)
-        }
+        try await mappingErrors(operation) { try await pool.write(body) }
     }
 
     /// Runs `body` in one read transaction (a consistent snapshot); maps database errors.
     func read<T: Sendable>(_ operation: String, _ body: @Sendable (Database) throws -> T) async throws -> T {
+        try await mappingErrors(operation) { try await pool.read(body) }
+    }
+
+    /// Our own errors and cancellation pass through; anything else becomes `storageFailed(operation)`.
+    private func mappingErrors<T: Sendable>(_ operation: String, _ run: () async throws -> T) async throws -> T {
         do {
-            return try await pool.read(body)
+            return try await run()
         } catch let error as SignalStoreError {
             throw error
         } catch let error as CancellationError {
