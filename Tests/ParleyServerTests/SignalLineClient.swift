@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ParleyCrypto
 import ParleySignal
 import ParleyWire
@@ -17,10 +18,15 @@ final class SignalLineClient: @unchecked Sendable {
     var cseq: UInt64 = 0
     var lastSSeq: UInt64 = 0
 
-    init(port: Int, host: String = "127.0.0.1") async throws {
+    /// With `tls`, the lines go through a NIOSSL client handler (`serverHostname` is sent in SNI and checked
+    /// against the certificate); without it, plain TCP.
+    init(port: Int, host: String = "127.0.0.1", tls: NIOSSLContext? = nil, serverHostname: String? = nil) async throws {
         channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
+                    }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(SignalLineFramer(maxLine: 1 << 20)))
                     return try NIOAsyncChannel<SignalLine, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
