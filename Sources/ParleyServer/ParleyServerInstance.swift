@@ -79,7 +79,8 @@ public final class ParleyServerInstance: Sendable {
         if c.stunEnabled {
             let s = STUNService(listen: try stunListen(c), server: STUNServer(configuration: try stunServer(c)),
                                 group: loops, logger: logger, metrics: STUNMetrics(factory: factory),
-                                now: { UInt64(Date().timeIntervalSince1970) })
+                                now: { UInt64(Date().timeIntervalSince1970) },
+                                turn: try turnContext(c, logger: logger, factory: factory))
             try await s.start()
             services.append(s)
             stun = s
@@ -172,6 +173,29 @@ public final class ParleyServerInstance: Sendable {
             vectorReads: c.stunVectorReads, udp: true, tcp: c.stunTCP)
     }
 
+    /// The TURN relay's shared context, or nil when TURN is off.
+    static func turnContext(_ c: ServerConfiguration, logger: Logger, factory: any MetricsFactory) throws -> TURNContext? {
+        guard c.turnEnabled else { return nil }
+        let secrets = try c.stunAuthSecretFile.map { try SecretFile.read($0) } ?? []
+        let users = try c.turnUsersFile.map { try TURNUsersFile.read($0) } ?? []
+        let auth = LongTermAuthenticator(realm: c.stunRealm, secrets: secrets, users: users)
+        let policy = PeerPolicy(allow: c.turnAllowPeers.compactMap(IPPrefix.init), deny: c.turnDenyPeers.compactMap(IPPrefix.init),
+                                allowLoopback: c.turnAllowLoopbackPeers)
+        if c.turnAllowLoopbackPeers { logger.warning("turn.allow_loopback_peers is on: relaying to loopback (test only)") }
+        let configuration = TURNConfiguration(
+            authentication: auth, defaultLifetime: UInt32(c.turnDefaultLifetime), maxLifetime: UInt32(c.turnMaxLifetime),
+            relayIPv4: c.turnRelayIPv4 != nil, relayIPv6: c.turnRelayIPv6 != nil,
+            externalIPv4: c.turnExternalIPv4.flatMap { STUNAddress(parsing: $0, defaultPort: 0) },
+            externalIPv6: c.turnExternalIPv6.flatMap { STUNAddress(parsing: "[\($0)]", defaultPort: 0) },
+            maxAllocationsPerUser: c.turnUserQuota, maxAllocations: c.turnTotalQuota,
+            bandwidthLimit: c.turnBandwidthLimit > 0 ? c.turnBandwidthLimit : nil, peerPolicy: policy,
+            software: c.stunSoftware, amplificationAllowance: c.stunAmplificationAllowance)
+        let sockets = TURNRelaySockets(ipv4: c.turnRelayIPv4, ipv6: c.turnRelayIPv6,
+                                       ports: UInt16(c.turnMinPort)...UInt16(c.turnMaxPort), vectorReads: c.turnRelayVectorReads)
+        return TURNContext(configuration: configuration, sockets: sockets, metrics: TURNMetrics(factory: factory), logger: logger,
+                           now: { UInt64(Date().timeIntervalSince1970 * 1000) })
+    }
+
     static func stunServer(_ c: ServerConfiguration) throws -> STUNServerConfiguration {
         var discovery: BehaviourDiscovery?
         if let alt = c.stunAlternateAddress, let altPort = c.stunAlternatePort,
@@ -210,5 +234,46 @@ public enum SecretFile {
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
         guard !secrets.isEmpty else { throw ConfigError(.file(path: path, line: 0), "no secrets in file") }
         return secrets
+    }
+}
+
+/// Static TURN users: `name:md5key:sha256key` lines (hex keys from `parley turn-user`), `#` comments.
+/// Like the secret file, it must not be readable by group or others.
+public enum TURNUsersFile {
+    public static func read(_ path: String) throws -> [LongTermAuthenticator.StaticUser] {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw ConfigError(.flag("turn-users-file"), "cannot stat '\(path)'") }
+        guard st.st_mode & 0o077 == 0 else {
+            throw ConfigError(.file(path: path, line: 0),
+                              "users file is accessible by group/others (mode \(String(st.st_mode & 0o777, radix: 8))); chmod 600 it")
+        }
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var users: [LongTermAuthenticator.StaticUser] = []
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let parts = line.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 3, !parts[0].isEmpty, let md5 = hex(parts[1]), md5.count == 16, let sha = hex(parts[2]), sha.count == 32 else {
+                throw ConfigError(.file(path: path, line: i + 1), "expected name:md5key:sha256key (hex, from `parley turn-user`)")
+            }
+            users.append(.init(name: parts[0], md5Key: md5, sha256Key: sha))
+        }
+        return users
+    }
+
+    /// The line `parley turn-user` prints for a user.
+    public static func line(for user: LongTermAuthenticator.StaticUser) -> String {
+        "\(user.name):\(user.md5Key.map { String(format: "%02x", $0) }.joined()):\(user.sha256Key.map { String(format: "%02x", $0) }.joined())"
+    }
+
+    static func hex(_ s: String) -> [UInt8]? {
+        guard s.utf8.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        var it = s.utf8.makeIterator()
+        while let a = it.next(), let b = it.next() {
+            guard let hi = UInt8(String(UnicodeScalar(a)), radix: 16), let lo = UInt8(String(UnicodeScalar(b)), radix: 16) else { return nil }
+            out.append(hi << 4 | lo)
+        }
+        return out
     }
 }

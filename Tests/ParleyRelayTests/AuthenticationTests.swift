@@ -38,6 +38,9 @@ final class AuthenticationTests: XCTestCase {
         if let userhash { w.append(.userhash, userhash, into: &buf) }
         if let realm, nonce != nil { w.append(.realm, text: realm, into: &buf) }
         if let nonce { w.append(.nonce, text: nonce, into: &buf) }
+        // RFC 8489 §9.2.4: the key's algorithm is PASSWORD-ALGORITHM's (MD5 when absent), whichever MAC
+        // protects the message; this client derives a SHA-256 key whenever it uses MI-SHA256.
+        if sha256 { w.append(.passwordAlgorithm, uint32: 0x0002_0000, into: &buf) }
         if let password, let username {
             let key = STUNIntegrityKey.longTerm(username: username, realm: realm ?? "", password: password,
                                                 algorithm: sha256 ? .sha256 : .md5)

@@ -36,6 +36,8 @@ public final class STUNDatagramHandler: ChannelInboundHandler {
     private var poolNext = 0
     private var empty = ByteBuffer()
     private var crossSocketWrites = false
+    /// The TURN shard of this socket, when the server relays (RFC 8656 shares the STUN port).
+    private let turn: TURNShard?
 
     // The UDP success counters, looked up once.
     private let requestsCounter: Counter
@@ -51,7 +53,8 @@ public final class STUNDatagramHandler: ChannelInboundHandler {
     private var burstHasNow = false
 
     public init(server: STUNServer, endpoint: STUNEndpoint, sockets: STUNSocketSet, metrics: STUNMetrics,
-                now: @escaping @Sendable () -> UInt64) {
+                now: @escaping @Sendable () -> UInt64, turn: TURNShard? = nil) {
+        self.turn = turn
         self.server = server
         self.endpoint = endpoint
         self.sockets = sockets
@@ -70,6 +73,19 @@ public final class STUNDatagramHandler: ChannelInboundHandler {
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         guard let source = STUNAddress(envelope.remoteAddress) else { return }
+        if let turn, let first = envelope.data.getInteger(at: envelope.data.readerIndex, as: UInt8.self) {
+            // RFC 7983 demultiplexing: 0b01 is ChannelData; a STUN message of any method but Binding is
+            // TURN's. A TURN message that does not decode falls through to the STUN core's 400 or drop.
+            if ChannelData.looksLikeChannelData(first) {
+                turn.handleChannelData(envelope.data, from: source)
+                return
+            }
+            if STUNDecoder.looksLikeSTUN(first), let type = envelope.data.getInteger(at: envelope.data.readerIndex, as: UInt16.self),
+                STUNMessageType(rawValue: type).method != .binding,
+                turn.handleMessage(envelope.data, from: source, remote: envelope.remoteAddress) {
+                return
+            }
+        }
         var out: ByteBuffer
         if poolNext < pool.count {
             // Take the pooled buffer, leaving the shared empty one in its slot, so `out` is uniquely
@@ -116,6 +132,16 @@ public final class STUNDatagramHandler: ChannelInboundHandler {
             crossSocketWrites = false
         }
         poolNext = 0
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        turn?.start(client: context.channel)
+        context.fireChannelActive()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        turn?.stop(reason: "shutdown")
+        context.fireChannelInactive()
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {

@@ -61,10 +61,13 @@ public final class STUNService: Service, Sendable {
     let logger: Logger
     let metrics: STUNMetrics
     let now: @Sendable () -> UInt64
+    /// TURN (RFC 8656) on the same sockets, when configured.
+    let turn: TURNContext?
     private let bound: NIOLockedValueBox<[(transport: STUNTransport, channel: any Channel)]> = NIOLockedValueBox([])
 
     public init(listen: STUNListenConfiguration, server: STUNServer, group: any EventLoopGroup, logger: Logger,
-                metrics: STUNMetrics, now: @escaping @Sendable () -> UInt64) {
+                metrics: STUNMetrics, now: @escaping @Sendable () -> UInt64, turn: TURNContext? = nil) {
+        self.turn = turn
         self.listen = listen
         self.server = server
         self.group = group
@@ -127,6 +130,7 @@ public final class STUNService: Service, Sendable {
         let server = self.server
         let metrics = self.metrics
         let now = self.now
+        let turn = endpoint == .primary ? self.turn : nil
         var bootstrap = DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
@@ -138,7 +142,8 @@ public final class STUNService: Service, Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        STUNDatagramHandler(server: server, endpoint: endpoint, sockets: sockets, metrics: metrics, now: now))
+                        STUNDatagramHandler(server: server, endpoint: endpoint, sockets: sockets, metrics: metrics, now: now,
+                                            turn: turn.map { TURNShard(context: $0, transport: .udp, loop: channel.eventLoop) }))
                 }
             }
         if address.protocol == .inet6 {
@@ -158,6 +163,7 @@ public final class STUNService: Service, Sendable {
         let maxFrame = listen.maxStreamFrame
         let idle = listen.streamIdleTimeout
         let tls = transport == .tls ? listen.tls : nil
+        let turn = self.turn
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 1024)
@@ -168,7 +174,7 @@ public final class STUNService: Service, Sendable {
                     if let tls { try ops.addHandler(NIOSSLServerHandler(context: tls)) }
                     try ops.addHandler(IdleStateHandler(readTimeout: idle))
                     try ops.addHandler(STUNStreamHandler(server: server, transport: transport, maxFrame: maxFrame,
-                                                         metrics: metrics, now: now))
+                                                         metrics: metrics, now: now, turn: turn))
                 }
             }
         if address.protocol == .inet6 {

@@ -17,9 +17,13 @@ public final class STUNStreamHandler: ChannelInboundHandler {
     private var pending: ByteBuffer?
     private var source: STUNAddress?
     private var closing = false
+    /// TURN over this connection (RFC 8656 §3.1: the connection is the 5-tuple), when the server relays.
+    private let turnContext: TURNContext?
+    private var turn: TURNShard?
 
     public init(server: STUNServer, transport: STUNTransport, maxFrame: Int, metrics: STUNMetrics,
-                now: @escaping @Sendable () -> UInt64) {
+                now: @escaping @Sendable () -> UInt64, turn: TURNContext? = nil) {
+        self.turnContext = turn
         self.server = server
         self.transport = transport
         self.maxFrame = maxFrame
@@ -30,6 +34,11 @@ public final class STUNStreamHandler: ChannelInboundHandler {
     public func channelActive(context: ChannelHandlerContext) {
         source = context.channel.remoteAddress.flatMap(STUNAddress.init)
         metrics.tcpConnections.increment()
+        if let turnContext {
+            let shard = TURNShard(context: turnContext, transport: transport, loop: context.eventLoop, poolSize: 16)
+            shard.start(client: context.channel)
+            turn = shard
+        }
         context.fireChannelActive()
     }
 
@@ -43,14 +52,27 @@ public final class STUNStreamHandler: ChannelInboundHandler {
         }
         var wrote = false
         while let buffer = pending, buffer.readableBytes >= 4 {
-            guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), STUNDecoder.looksLikeSTUN(first) else {
+            let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self)!
+            // RFC 8656 §12.4: on a stream, ChannelData frames are padded to a multiple of four.
+            let channelData = turn != nil && ChannelData.looksLikeChannelData(first)
+            guard channelData || STUNDecoder.looksLikeSTUN(first) else {
                 return close(context, reason: "not-stun")
             }
-            let length = STUNDecoder.frameLength(buffer)!
+            let length = channelData ? ChannelData.frameLength(buffer)! : STUNDecoder.frameLength(buffer)!
             guard length <= maxFrame else { return close(context, reason: "frame-too-large") }
             guard buffer.readableBytes >= length else { break }
             let frame = pending!.readSlice(length: length)!
             guard let source else { return close(context, reason: "error") }
+            if let turn, let remote = context.channel.remoteAddress {
+                if channelData {
+                    turn.handleChannelData(frame, from: source)
+                    continue
+                }
+                if let type = frame.getInteger(at: frame.readerIndex, as: UInt16.self), STUNMessageType(rawValue: type).method != .binding,
+                    turn.handleMessage(frame, from: source, remote: remote) {
+                    continue
+                }
+            }
             var out = context.channel.allocator.buffer(capacity: 256)
             let action = server.handle(frame, from: source, on: .primary, transport: transport, now: now(), into: &out)
             metrics.record(action, transport: transport, bytesIn: length, bytesOut: out.readableBytes)
@@ -65,6 +87,9 @@ public final class STUNStreamHandler: ChannelInboundHandler {
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            // A TURN client with an allocation may only receive (peer → client) for minutes; its
+            // allocation's lifetime, not the read timeout, decides when the connection is done.
+            if let turn, turn.allocationCount > 0 { return }
             close(context, reason: "idle-timeout")
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -74,6 +99,8 @@ public final class STUNStreamHandler: ChannelInboundHandler {
     public func channelInactive(context: ChannelHandlerContext) {
         if !closing { metrics.tcpClosed["eof"]?.increment() }
         closing = true
+        turn?.stop(reason: "connection_closed")
+        turn = nil
         context.fireChannelInactive()
     }
 

@@ -34,6 +34,24 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var stunRealm = "parley"
     public var stunAuthSecretFile: String? = nil
     public var stunRequireAuth = false
+    // turn
+    public var turnEnabled = false
+    public var turnRelayIPv4: String? = nil
+    public var turnRelayIPv6: String? = nil
+    public var turnExternalIPv4: String? = nil
+    public var turnExternalIPv6: String? = nil
+    public var turnMinPort = 49152
+    public var turnMaxPort = 65535
+    public var turnUsersFile: String? = nil
+    public var turnDefaultLifetime = 600
+    public var turnMaxLifetime = 3600
+    public var turnUserQuota = 32
+    public var turnTotalQuota = 20000
+    public var turnBandwidthLimit = 0
+    public var turnAllowPeers: [String] = []
+    public var turnDenyPeers: [String] = []
+    public var turnAllowLoopbackPeers = false
+    public var turnRelayVectorReads = 8
     // signal
     public var signalEnabled = true
     public var signalListen = ["0.0.0.0", "::"]
@@ -82,6 +100,21 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
         if (signalTLSCertificate == nil) != (signalTLSPrivateKey == nil) {
             throw ConfigError(.defaultValue, "signal.tls_certificate and signal.tls_private_key must be set together")
+        }
+        if turnEnabled {
+            guard stunEnabled else { throw ConfigError(.defaultValue, "turn.enabled needs stun.enabled (TURN shares the STUN ports)") }
+            guard stunAuthSecretFile != nil || turnUsersFile != nil else {
+                throw ConfigError(.defaultValue, "turn.enabled needs credentials: stun.auth_secret_file (REST secrets) and/or turn.users_file; an open relay is refused")
+            }
+            guard turnRelayIPv4 != nil || turnRelayIPv6 != nil else {
+                throw ConfigError(.defaultValue, "turn.enabled needs turn.relay_ipv4 and/or turn.relay_ipv6 (the local address relay sockets bind)")
+            }
+            guard turnMinPort <= turnMaxPort, turnMinPort > 0 else {
+                throw ConfigError(.defaultValue, "turn.min_port must be between 1 and turn.max_port")
+            }
+            guard turnDefaultLifetime <= turnMaxLifetime else {
+                throw ConfigError(.defaultValue, "turn.default_lifetime cannot exceed turn.max_lifetime")
+            }
         }
         if stunRequireAuth && stunAuthSecretFile == nil {
             throw ConfigError(.defaultValue, "stun.require_auth needs stun.auth_secret_file")
@@ -207,6 +240,57 @@ public struct ConfigKey: Sendable {
         ConfigKey("stun.require_auth", "no", "Answer only requests with valid credentials (401 otherwise).") { c, v, o throws(ConfigError) in
             c.stunRequireAuth = try Parse.bool(v, o)
         },
+        ConfigKey("turn.enabled", "no", "Run the TURN relay (RFC 8656) on the STUN ports; needs credentials and a relay address.") { c, v, o throws(ConfigError) in
+            c.turnEnabled = try Parse.bool(v, o)
+        },
+        ConfigKey("turn.relay_ipv4", "(none)", "Local IPv4 address relay sockets bind to; enables IPv4 relayed addresses.") { c, v, o throws(ConfigError) in
+            c.turnRelayIPv4 = v.isEmpty ? nil : try Parse.address(v, o, family: AF_INET)
+        },
+        ConfigKey("turn.relay_ipv6", "(none)", "Local IPv6 address relay sockets bind to; enables IPv6 relayed addresses (RFC 6156).") { c, v, o throws(ConfigError) in
+            c.turnRelayIPv6 = v.isEmpty ? nil : try Parse.address(v, o, family: AF_INET6)
+        },
+        ConfigKey("turn.external_ipv4", "(none: the relay address)", "IPv4 address advertised in XOR-RELAYED-ADDRESS, for a server behind NAT.") { c, v, o throws(ConfigError) in
+            c.turnExternalIPv4 = v.isEmpty ? nil : try Parse.address(v, o, family: AF_INET)
+        },
+        ConfigKey("turn.external_ipv6", "(none: the relay address)", "IPv6 address advertised in XOR-RELAYED-ADDRESS.") { c, v, o throws(ConfigError) in
+            c.turnExternalIPv6 = v.isEmpty ? nil : try Parse.address(v, o, family: AF_INET6)
+        },
+        ConfigKey("turn.min_port", "49152", "Lowest relay port.") { c, v, o throws(ConfigError) in
+            c.turnMinPort = try Parse.int(v, o, 1...65535)
+        },
+        ConfigKey("turn.max_port", "65535", "Highest relay port.") { c, v, o throws(ConfigError) in
+            c.turnMaxPort = try Parse.int(v, o, 1...65535)
+        },
+        ConfigKey("turn.users_file", "(none)", "File (mode 0600) of static long-term users, 'name:md5key:sha256key' lines from `parley turn-user`.") { c, v, o throws(ConfigError) in
+            c.turnUsersFile = try Parse.readableFile(v, o)
+        },
+        ConfigKey("turn.default_lifetime", "600", "Seconds an allocation lives unless refreshed (RFC 8656 default 600).") { c, v, o throws(ConfigError) in
+            c.turnDefaultLifetime = try Parse.int(v, o, 60...86400)
+        },
+        ConfigKey("turn.max_lifetime", "3600", "Longest allocation lifetime a client may ask for, in seconds.") { c, v, o throws(ConfigError) in
+            c.turnMaxLifetime = try Parse.int(v, o, 60...86400)
+        },
+        ConfigKey("turn.user_quota", "32", "Allocations one username may hold at once (486 beyond).") { c, v, o throws(ConfigError) in
+            c.turnUserQuota = try Parse.int(v, o, 1...100_000)
+        },
+        ConfigKey("turn.total_quota", "20000", "Allocations the server holds at once (508 beyond).") { c, v, o throws(ConfigError) in
+            c.turnTotalQuota = try Parse.int(v, o, 1...1_000_000)
+        },
+        ConfigKey("turn.bandwidth_limit", "0", "Bytes per second one allocation may relay (both directions); 0 = no cap.") { c, v, o throws(ConfigError) in
+            c.turnBandwidthLimit = try Parse.int(v, o, 0...(1 << 34))
+        },
+        ConfigKey("turn.allow_peers", "(none)", "Comma-separated prefixes (10.1.0.0/16, fd00::/8) relayed to even if in a default-denied range.") { c, v, o throws(ConfigError) in
+            c.turnAllowPeers = try Parse.prefixList(v, o)
+        },
+        ConfigKey("turn.deny_peers", "(none)", "Comma-separated prefixes never relayed to (checked first).") { c, v, o throws(ConfigError) in
+            c.turnDenyPeers = try Parse.prefixList(v, o)
+        },
+        ConfigKey("turn.allow_loopback_peers", "no", "TEST ONLY: relay to 127.0.0.0/8 and ::1.") { c, v, o throws(ConfigError) in
+            c.turnAllowLoopbackPeers = try Parse.bool(v, o)
+        },
+        ConfigKey("turn.relay_vector_reads", "8", "Datagrams read per recvmmsg call on a relay socket.") { c, v, o throws(ConfigError) in
+            c.turnRelayVectorReads = try Parse.int(v, o, 1...256)
+        },
         ConfigKey("signal.enabled", "yes", "Run the signaling server (TCP, TLS, and WebSocket at /ws on the HTTP port).") { c, v, o throws(ConfigError) in
             c.signalEnabled = try Parse.bool(v, o)
         },
@@ -297,6 +381,26 @@ enum Parse {
             throw ConfigError(o, "expected an IPv4 or IPv6 address, got '\(v)'")
         }
         return v
+    }
+
+    static func address(_ v: String, _ o: ConfigOrigin, family: Int32) throws(ConfigError) -> String {
+        var a = in_addr()
+        var a6 = in6_addr()
+        let ok = family == AF_INET ? inet_pton(AF_INET, v, &a) == 1 : inet_pton(AF_INET6, v, &a6) == 1
+        guard ok else { throw ConfigError(o, "expected an \(family == AF_INET ? "IPv4" : "IPv6") address, got '\(v)'") }
+        return v
+    }
+
+    /// A comma-separated list of address prefixes ("192.0.2.0/24"); empty is allowed.
+    static func prefixList(_ v: String, _ o: ConfigOrigin) throws(ConfigError) -> [String] {
+        let list = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        for p in list {
+            let parts = p.split(separator: "/", maxSplits: 1)
+            guard parts.count == 2, let n = Int(parts[1]) else { throw ConfigError(o, "expected ADDRESS/LENGTH, got '\(p)'") }
+            let host = try address(String(parts[0]), o)
+            guard n >= 0, n <= (host.contains(":") ? 128 : 32) else { throw ConfigError(o, "prefix length out of range in '\(p)'") }
+        }
+        return list
     }
 
     /// A comma-separated, non-empty list of addresses.

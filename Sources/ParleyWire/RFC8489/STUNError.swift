@@ -62,8 +62,15 @@ public struct STUNErrorCode: RawRepresentable, Sendable, Hashable {
     public static let unauthenticated = STUNErrorCode(rawValue: 401)
     public static let forbidden = STUNErrorCode(rawValue: 403)
     public static let unknownAttribute = STUNErrorCode(rawValue: 420)
+    public static let allocationMismatch = STUNErrorCode(rawValue: 437)  // RFC 8656
     public static let staleNonce = STUNErrorCode(rawValue: 438)
+    public static let addressFamilyNotSupported = STUNErrorCode(rawValue: 440)  // RFC 8656
+    public static let wrongCredentials = STUNErrorCode(rawValue: 441)  // RFC 8656
+    public static let unsupportedTransportProtocol = STUNErrorCode(rawValue: 442)  // RFC 8656
+    public static let peerAddressFamilyMismatch = STUNErrorCode(rawValue: 443)  // RFC 8656
+    public static let allocationQuotaReached = STUNErrorCode(rawValue: 486)  // RFC 8656
     public static let serverError = STUNErrorCode(rawValue: 500)
+    public static let insufficientCapacity = STUNErrorCode(rawValue: 508)  // RFC 8656
 
     /// The recommended reason phrase.
     public var reason: String {

@@ -1,0 +1,475 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ParleyWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where relay sockets are bound, shared by every shard of a server.
+public struct TURNRelaySockets: Sendable {
+    /// Local IPs relay sockets bind to, per family (nil = that family is not relayed).
+    public var ipv4: String?
+    public var ipv6: String?
+    /// Relay ports are drawn from this range (firewalls open exactly it).
+    public var ports: ClosedRange<UInt16>
+    /// Datagrams read per wakeup on a relay socket (recvmmsg).
+    public var vectorReads: Int
+
+    public init(ipv4: String? = "127.0.0.1", ipv6: String? = nil, ports: ClosedRange<UInt16> = 49152...65535,
+                vectorReads: Int = 8) {
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6
+        self.ports = ports
+        self.vectorReads = vectorReads
+    }
+}
+
+/// Ports held for RESERVATION-TOKENs (RFC 8656 §7.2 EVEN-PORT R bit), shared by every shard: the
+/// Allocate that redeems a token may arrive on another event loop. The held socket keeps the port
+/// from anyone else until it is redeemed or expires.
+public final class TURNReservations: Sendable {
+    struct Held {
+        let channel: any Channel
+        let port: UInt16
+        let family: STUNAddressFamily
+        let expiry: UInt64
+    }
+    private let held = NIOLockedValueBox([UInt64: Held]())
+
+    public init() {}
+
+    func hold(_ channel: any Channel, port: UInt16, family: STUNAddressFamily, expiry: UInt64) -> UInt64 {
+        held.withLockedValue { h in
+            var token = UInt64.random(in: 1...UInt64.max)
+            while h[token] != nil { token = UInt64.random(in: 1...UInt64.max) }
+            h[token] = Held(channel: channel, port: port, family: family, expiry: expiry)
+            return token
+        }
+    }
+
+    func redeem(_ token: UInt64) -> Held? { held.withLockedValue { $0.removeValue(forKey: token) } }
+
+    /// Closes reservations that were never redeemed.
+    func expire(now: UInt64) {
+        let gone = held.withLockedValue { h -> [Held] in
+            let expired = h.filter { $0.value.expiry <= now }
+            for k in expired.keys { h[k] = nil }
+            return Array(expired.values)
+        }
+        for g in gone { g.channel.close(promise: nil) }
+    }
+
+    public var count: Int { held.withLockedValue { $0.count } }
+}
+
+/// Everything a shard needs that is the same for the whole server.
+public struct TURNContext: Sendable {
+    public let configuration: TURNConfiguration
+    public let quota: TURNQuota
+    public let sockets: TURNRelaySockets
+    public let reservations: TURNReservations
+    public let metrics: TURNMetrics
+    public let logger: Logger
+    /// Unix milliseconds.
+    public let now: @Sendable () -> UInt64
+
+    public init(configuration: TURNConfiguration, sockets: TURNRelaySockets, metrics: TURNMetrics, logger: Logger,
+                now: @escaping @Sendable () -> UInt64) {
+        self.configuration = configuration
+        self.quota = TURNQuota(maxTotal: configuration.maxAllocations, maxPerUser: configuration.maxAllocationsPerUser)
+        self.sockets = sockets
+        self.reservations = TURNReservations()
+        self.metrics = metrics
+        self.logger = logger
+        self.now = now
+    }
+}
+
+/// The I/O half of one TURN shard: a UDP listening socket's allocations, or one TCP/TLS connection's.
+/// It runs the sans-I/O ``TURNServer`` and does what it asks: binds relay sockets, moves datagrams
+/// between clients and peers, closes sockets of expired allocations.
+///
+/// Confined to one event loop (the listening socket's or the connection's; relay sockets are bound on
+/// the same loop), so the data path takes no lock. Writes are batched: the shard flushes the client
+/// socket and the relay sockets it wrote to once per event-loop tick, after every ready socket has been
+/// read, so a burst of datagrams leaves in one sendmmsg per socket. Buffers come from a ring reused once
+/// NIO has sent them: relaying a datagram allocates nothing in this code.
+public final class TURNShard: @unchecked Sendable {
+    typealias Core = TURNServer<any Channel>
+    private var core: Core
+    private let context: TURNContext
+    let loop: any EventLoop
+    let transport: STUNTransport
+    /// The socket clients talk to: the UDP listening socket or the TCP/TLS connection.
+    private weak var client: (any Channel)?
+    private var timer: RepeatedTask?
+    private var pool: [ByteBuffer]
+    private var poolNext = 0
+    private var emptyBuffer = ByteBuffer()
+    private var flushScheduled = false
+    private var clientDirty = false
+    private var dirtyRelays: [any Channel] = []
+    private var closed = false
+
+    // Relay tallies, added to the shared counters once per tick.
+    private var toPeerPackets = 0
+    private var toPeerBytes = 0
+    private var toClientPackets = 0
+    private var toClientBytes = 0
+
+    public init(context: TURNContext, transport: STUNTransport, loop: any EventLoop, poolSize: Int = 256) {
+        self.context = context
+        self.core = Core(configuration: context.configuration, quota: context.quota)
+        self.loop = loop
+        self.transport = transport
+        self.pool = (0..<poolSize).map { _ in ByteBufferAllocator().buffer(capacity: 512) }
+    }
+
+    /// Attaches the client-facing socket and starts the once-a-second expiry sweep.
+    public func start(client: any Channel) {
+        loop.preconditionInEventLoop()
+        self.client = client
+        timer = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in
+            self?.sweep()
+        }
+    }
+
+    /// Closes every relay socket (the client socket closed, or shutdown).
+    public func stop(reason: String) {
+        loop.preconditionInEventLoop()
+        guard !closed else { return }
+        closed = true
+        timer?.cancel()
+        for a in core.removeAll() { end(a, reason: reason) }
+    }
+
+    var allocationCount: Int { core.allocationCount }
+
+    // MARK: Client → server
+
+    /// A STUN message of a TURN method from a client. Returns false if it did not decode (the caller
+    /// lets the STUN core give its 400 or drop).
+    public func handleMessage(_ bytes: ByteBuffer, from source: STUNAddress, remote: SocketAddress) -> Bool {
+        guard let message = try? STUNDecoder.decode(bytes) else { return false }
+        let key = TURNClientKey(address: source, transport: transport)
+        let now = context.now()
+        var out = takeBuffer()
+        let action = core.handle(message, from: key, now: now, into: &out)
+        if message.type.messageClass == .request, let c = context.metrics.requests[message.type.method.rawValue] { c.increment() }
+        switch action {
+        case .respond(let outcome, let denial):
+            record(outcome, method: message.type.method)
+            if let denial { context.metrics.denials[denial]?.increment() }
+            sendToClient(out, remote: remote)
+        case .respondAndRelease(let relays):
+            sendToClient(out, remote: remote)
+            for r in relays { r.close(promise: nil) }
+            context.metrics.allocationsEnded["refreshed_to_zero"]?.increment()
+            context.metrics.allocations.record(context.quota.total)
+        case .drop(let reason):
+            context.metrics.drops[reason]?.increment()
+        case .send(let data, let peer, let relay):
+            relayToPeer(data, to: peer, via: relay)
+        case .allocate(let request):
+            bindRelays(for: request, remote: remote)
+        }
+        returnBuffer(out)
+        return true
+    }
+
+    /// A ChannelData message from a client (already known to start with 0b01).
+    public func handleChannelData(_ bytes: ByteBuffer, from source: STUNAddress) {
+        let decoded: (channel: UInt16, data: ByteBuffer)
+        switch transport == .udp ? ChannelData.decodeDatagram(bytes) : ChannelData.decodeDatagram(bytes) {
+        case .success(let d): decoded = d
+        case .failure: context.metrics.drops[.malformed]?.increment(); return
+        }
+        let key = TURNClientKey(address: source, transport: transport)
+        let r = core.channelData(decoded.channel, length: decoded.data.readableBytes, from: key, now: context.now())
+        guard let allocation = r.allocation, let peer = r.peer else {
+            context.metrics.drops[r.drop ?? .noAllocation]?.increment()
+            return
+        }
+        guard let relay = allocation.relay(for: STUNAddress(peer)!) else {
+            context.metrics.drops[.noPermission]?.increment()
+            return
+        }
+        relayToPeer(decoded.data, to: peer, via: relay)
+    }
+
+    private func relayToPeer(_ data: ByteBuffer, to peer: SocketAddress, via relay: any Channel) {
+        var copy = takeBuffer()
+        var data = data
+        copy.writeBuffer(&data)
+        toPeerPackets &+= 1
+        toPeerBytes &+= copy.readableBytes
+        relay.write(AddressedEnvelope(remoteAddress: peer, data: copy), promise: nil)
+        returnBuffer(copy)
+        dirtyRelays.append(relay)
+        scheduleFlush()
+    }
+
+    // MARK: Peer → client
+
+    /// A datagram from `peer` on one of `allocation`'s relay sockets (§11.3, §12.6).
+    func fromPeer(_ data: ByteBuffer, peer: SocketAddress, allocation: TURNAllocation<any Channel>) {
+        guard let peerAddress = STUNAddress(peer) else { return }
+        let delivery = allocation.fromPeer(peerAddress, length: data.readableBytes, now: context.now())
+        var out = takeBuffer()
+        switch delivery {
+        case .drop(let reason):
+            context.metrics.drops[reason]?.increment()
+            returnBuffer(out)
+            return
+        case .channel(let number):
+            ChannelData.write(channel: number, data: data, pad: transport != .udp, into: &out)
+        case .indication:
+            let w = STUNMessageWriter(type: STUNMessageType(method: .data, messageClass: .indication),
+                                      transactionID: .random(), into: &out)
+            w.append(.xorPeerAddress, address: peerAddress, xor: true, into: &out)
+            w.append(.data, data.readableBytesView, into: &out)
+        }
+        toClientPackets &+= 1
+        toClientBytes &+= data.readableBytes
+        sendToClient(out, remote: allocation.clientSocketAddress)
+        returnBuffer(out)
+    }
+
+    // MARK: Writes
+
+    private func sendToClient(_ bytes: ByteBuffer, remote: SocketAddress) {
+        guard let client, bytes.readableBytes > 0 else { return }
+        if transport == .udp {
+            client.write(AddressedEnvelope(remoteAddress: remote, data: bytes), promise: nil)
+        } else {
+            client.write(bytes, promise: nil)
+        }
+        clientDirty = true
+        scheduleFlush()
+    }
+
+    /// One flush per socket per tick: `execute` runs after the loop has read every ready socket.
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        loop.execute { self.flushAll() }
+    }
+
+    private func flushAll() {
+        flushScheduled = false
+        if clientDirty {
+            client?.flush()
+            clientDirty = false
+        }
+        for r in dirtyRelays { r.flush() }
+        dirtyRelays.removeAll(keepingCapacity: true)
+        poolNext = 0
+        let m = context.metrics
+        if toPeerPackets > 0 {
+            m.packetsToPeer.increment(by: Int64(toPeerPackets))
+            m.bytesToPeer.increment(by: Int64(toPeerBytes))
+            toPeerPackets = 0
+            toPeerBytes = 0
+        }
+        if toClientPackets > 0 {
+            m.packetsToClient.increment(by: Int64(toClientPackets))
+            m.bytesToClient.increment(by: Int64(toClientBytes))
+            toClientPackets = 0
+            toClientBytes = 0
+        }
+    }
+
+    /// A buffer from the ring: the ring's slot is emptied first so the buffer is uniquely referenced once
+    /// NIO has sent it, and `clear()` reuses its storage.
+    private func takeBuffer() -> ByteBuffer {
+        guard poolNext < pool.count else { return ByteBufferAllocator().buffer(capacity: 512) }
+        var b = emptyBuffer
+        swap(&b, &pool[poolNext])
+        b.clear()
+        return b
+    }
+
+    private func returnBuffer(_ b: ByteBuffer) {
+        guard poolNext < pool.count else { return }
+        pool[poolNext] = b
+        poolNext += 1
+    }
+
+    private func record(_ outcome: STUNServer.Outcome, method: STUNMethod) {
+        switch outcome {
+        case .success:
+            if method == .createPermission { context.metrics.permissions.increment() }
+            if method == .channelBind { context.metrics.channels.increment() }
+        case .error(let code):
+            context.metrics.errors[code.rawValue]?.increment()
+        }
+    }
+
+    // MARK: Relay sockets
+
+    private func bindRelays(for request: TURNAllocationRequest, remote: SocketAddress) {
+        var futures: [EventLoopFuture<(any Channel, STUNAddress)>] = []
+        var token: UInt64?
+        let reservations = context.reservations
+        if let t = request.reservationToken {
+            guard let held = reservations.redeem(t) else { return fail(request, remote: remote) }
+            // The reserved socket may live on another loop: close it there and bind its port here.
+            futures.append(held.channel.close().flatMap { _ in
+                self.bindRelay(family: held.family, port: held.port, dontFragment: request.dontFragment)
+            }.hop(to: loop))
+        } else if request.reserveNext {
+            let family = request.families[0]
+            futures.append(bindEvenPair(family: family, dontFragment: request.dontFragment).map { relay, held in
+                token = reservations.hold(held, port: UInt16(held.localAddress?.port ?? 0), family: family,
+                                          expiry: self.context.now() + self.context.configuration.reservationLifetime)
+                return relay
+            })
+        } else {
+            for (i, family) in request.families.enumerated() {
+                futures.append(bindRandom(family: family, even: i == 0 && request.evenPort, dontFragment: request.dontFragment))
+            }
+        }
+        EventLoopFuture.whenAllComplete(futures, on: loop).whenComplete { result in
+            let outcomes = (try? result.get()) ?? []
+            let bound = outcomes.compactMap { try? $0.get() }
+            var out = ByteBufferAllocator().buffer(capacity: 256)
+            guard bound.count == futures.count, !self.closed else {
+                for (c, _) in bound { c.close(promise: nil) }
+                if !self.closed { self.fail(request, remote: remote) }
+                return
+            }
+            let relays = bound.map { TURNRelayEndpoint<any Channel>(relay: $0.0, address: $0.1) }
+            guard let allocation = self.core.allocated(request, relays: relays, reservationToken: token,
+                                                       now: self.context.now(), into: &out)
+            else {
+                for (c, _) in bound { c.close(promise: nil) }
+                return
+            }
+            for (c, _) in bound {
+                if let h = try? c.pipeline.syncOperations.handler(type: TURNRelayHandler.self) {
+                    h.attach(allocation, shard: self)
+                }
+            }
+            self.context.metrics.allocationsMade.increment()
+            self.context.metrics.allocations.record(self.context.quota.total)
+            self.sendToClient(out, remote: remote)
+        }
+    }
+
+    private func fail(_ request: TURNAllocationRequest, remote: SocketAddress) {
+        var out = ByteBufferAllocator().buffer(capacity: 128)
+        core.allocationFailed(request, now: context.now(), into: &out)
+        context.metrics.errors[508]?.increment()
+        sendToClient(out, remote: remote)
+    }
+
+    /// A relay socket on a random free port of the range (even if asked), up to 32 tries.
+    private func bindRandom(family: STUNAddressFamily, even: Bool, dontFragment: Bool,
+                            attempt: Int = 0) -> EventLoopFuture<(any Channel, STUNAddress)> {
+        let range = context.sockets.ports
+        var port = UInt16.random(in: range)
+        if even { port &= ~1; if port < range.lowerBound { port += 2 } }
+        return bindRelay(family: family, port: port, dontFragment: dontFragment).flatMapError { error in
+            guard attempt < 32, Self.isAddressInUse(error) else { return self.loop.makeFailedFuture(error) }
+            return self.bindRandom(family: family, even: even, dontFragment: dontFragment, attempt: attempt + 1)
+        }
+    }
+
+    /// An even port and the odd one above it: the first relays, the second is held for the token.
+    private func bindEvenPair(family: STUNAddressFamily, dontFragment: Bool,
+                              attempt: Int = 0) -> EventLoopFuture<((any Channel, STUNAddress), any Channel)> {
+        bindRandom(family: family, even: true, dontFragment: dontFragment).flatMap { first in
+            self.bindRelay(family: family, port: first.1.port &+ 1, dontFragment: dontFragment, handler: false)
+                .map { second in (first, second.0) }
+                .flatMapError { error in
+                    first.0.close(promise: nil)
+                    guard attempt < 32 else { return self.loop.makeFailedFuture(error) }
+                    return self.bindEvenPair(family: family, dontFragment: dontFragment, attempt: attempt + 1)
+                }
+        }
+    }
+
+    private func bindRelay(family: STUNAddressFamily, port: UInt16, dontFragment: Bool,
+                           handler: Bool = true) -> EventLoopFuture<(any Channel, STUNAddress)> {
+        guard let ip = family == .ipv4 ? context.sockets.ipv4 : context.sockets.ipv6,
+            let address = try? SocketAddress(ipAddress: ip, port: Int(port))
+        else { return loop.makeFailedFuture(TURNBindError.familyNotConfigured) }
+        let vector = context.sockets.vectorReads
+        var bootstrap = DatagramBootstrap(group: loop)
+            .channelOption(.datagramVectorReadMessageCount, value: vector)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * vector))
+            .channelOption(.maxMessagesPerRead, value: 2)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if handler { try channel.pipeline.syncOperations.addHandler(TURNRelayHandler()) }
+                }
+            }
+        if family == .ipv4 {
+            bootstrap = bootstrap.channelOption(ChannelOptions.Types.SocketOption(level: .ip, name: .init(rawValue: IP_MTU_DISCOVER)),
+                                                value: Int(dontFragment ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT))
+        } else {
+            bootstrap = bootstrap
+                .channelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
+                .channelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .init(rawValue: IPV6_DONTFRAG)),
+                               value: dontFragment ? 1 : 0)
+        }
+        return bootstrap.bind(to: address).flatMapThrowing { channel in
+            guard let local = channel.localAddress.flatMap(STUNAddress.init) else {
+                channel.close(promise: nil)
+                throw TURNBindError.familyNotConfigured
+            }
+            return (channel, local)
+        }
+    }
+
+    static func isAddressInUse(_ error: any Error) -> Bool {
+        if let io = error as? IOError { return io.errnoCode == EADDRINUSE || io.errnoCode == EACCES }
+        return false
+    }
+
+    // MARK: Expiry
+
+    private func sweep() {
+        let now = context.now()
+        for a in core.expire(now: now) { end(a, reason: "expired") }
+        context.reservations.expire(now: now)
+    }
+
+    private func end(_ a: TURNAllocation<any Channel>, reason: String) {
+        for r in a.relays { r.relay.close(promise: nil) }
+        context.metrics.allocationsEnded[reason]?.increment()
+        context.metrics.allocations.record(context.quota.total)
+    }
+}
+
+enum TURNBindError: Error { case familyNotConfigured }
+
+/// Reads one relay socket: datagrams from peers go to the allocation's client through the shard.
+final class TURNRelayHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    private var allocation: TURNAllocation<any Channel>?
+    private weak var shard: TURNShard?
+
+    func attach(_ allocation: TURNAllocation<any Channel>, shard: TURNShard) {
+        self.allocation = allocation
+        self.shard = shard
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let allocation, let shard else { return }
+        let envelope = unwrapInboundIn(data)
+        shard.fromPeer(envelope.data, peer: envelope.remoteAddress, allocation: allocation)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        allocation = nil
+        shard = nil
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // ICMP port-unreachable from a peer surfaces as ECONNREFUSED on the next read; nothing to do.
+    }
+}

@@ -1,0 +1,103 @@
+import ParleyWire
+
+/// An IPv4 or IPv6 prefix ("10.0.0.0/8", "fc00::/7").
+public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
+    /// The network address (port ignored) and prefix length.
+    public let network: STUNAddress
+    public let length: Int
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        guard let first = parts.first else { return nil }
+        let host = String(first)
+        guard let address = STUNAddress(parsing: host.contains(":") ? "[\(host)]" : host, defaultPort: 0) else { return nil }
+        let max = address.isIPv4 ? 32 : 128
+        let length = parts.count == 2 ? Int(parts[1]) : max
+        guard let length, length >= 0, length <= max else { return nil }
+        self.init(address, length: length)
+    }
+
+    public init(_ address: STUNAddress, length: Int) {
+        self.network = Self.masked(address.withPort(0), length)
+        self.length = length
+    }
+
+    public func contains(_ address: STUNAddress) -> Bool {
+        guard address.isIPv4 == network.isIPv4 else { return false }
+        return Self.masked(address.withPort(0), length) == network
+    }
+
+    static func masked(_ a: STUNAddress, _ length: Int) -> STUNAddress {
+        switch a {
+        case .v4(let v, _):
+            let mask: UInt32 = length == 0 ? 0 : ~UInt32(0) << UInt32(32 - length)
+            return .v4(v & mask, port: 0)
+        case .v6(let h, let l, _):
+            let mh: UInt64 = length == 0 ? 0 : length >= 64 ? ~0 : ~UInt64(0) << UInt64(64 - length)
+            let ml: UInt64 = length <= 64 ? 0 : length == 128 ? ~0 : ~UInt64(0) << UInt64(128 - length)
+            return .v6(h & mh, l & ml, port: 0)
+        }
+    }
+
+    public var description: String {
+        let text = network.description
+        // STUNAddress prints "a.b.c.d:0" / "[…]:0"; drop the port.
+        let host = network.isIPv4 ? String(text.dropLast(2)) : String(text.dropFirst().dropLast(3))
+        return "\(host)/\(length)"
+    }
+}
+
+/// Which peers a relay may talk to (RFC 8656 §21.3: a TURN server must not become a way into the
+/// networks behind it). Deny by default for every range that is not the public Internet.
+///
+/// Order of decision: an address in ``deny`` is refused; else one in ``allow`` is permitted; else one in a
+/// default-denied range (``defaultDenied``) is refused; else it is permitted. IPv4-mapped
+/// (::ffff:0:0/96) and NAT64 (64:ff9b::/96) IPv6 addresses are judged by the IPv4 address inside them.
+public struct PeerPolicy: Sendable {
+    public var allow: [IPPrefix]
+    public var deny: [IPPrefix]
+    /// Test-only: let loopback peers through (127.0.0.0/8, ::1). Never for production.
+    public var allowLoopback: Bool
+
+    public init(allow: [IPPrefix] = [], deny: [IPPrefix] = [], allowLoopback: Bool = false) {
+        self.allow = allow
+        self.deny = deny
+        self.allowLoopback = allowLoopback
+    }
+
+    /// Why a peer is refused (a metric label: a fixed, small set).
+    public enum Denial: String, Sendable, CaseIterable {
+        case configured, loopback, privateNetwork = "private", cgnat, linkLocal = "link_local", uniqueLocal = "unique_local"
+        case multicast, documentation, reserved, metadata
+    }
+
+    /// The ranges refused unless allowed, each with its reason.
+    public static let defaultDenied: [(IPPrefix, Denial)] = ([
+        ("0.0.0.0/8", .reserved), ("10.0.0.0/8", .privateNetwork), ("100.64.0.0/10", .cgnat),
+        ("127.0.0.0/8", .loopback), ("169.254.169.254/32", .metadata), ("169.254.0.0/16", .linkLocal),
+        ("172.16.0.0/12", .privateNetwork), ("192.0.0.0/24", .reserved), ("192.0.2.0/24", .documentation),
+        ("192.168.0.0/16", .privateNetwork), ("198.18.0.0/15", .reserved), ("198.51.100.0/24", .documentation),
+        ("203.0.113.0/24", .documentation), ("224.0.0.0/4", .multicast), ("240.0.0.0/4", .reserved),
+        ("::/128", .reserved), ("::1/128", .loopback), ("100::/64", .reserved), ("2001:db8::/32", .documentation),
+        ("fd00:ec2::254/128", .metadata), ("fc00::/7", .uniqueLocal), ("fe80::/10", .linkLocal),
+        ("ff00::/8", .multicast),
+    ] as [(String, Denial)]).map { (IPPrefix($0.0)!, $0.1) }
+
+    static let mappedV4 = IPPrefix("::ffff:0:0/96")!
+    static let nat64 = IPPrefix("64:ff9b::/96")!
+
+    /// nil if `peer` may be relayed to, else why not.
+    public func denial(for peer: STUNAddress) -> Denial? {
+        var address = peer.withPort(0)
+        if case .v6(_, let l, _) = address, Self.mappedV4.contains(address) || Self.nat64.contains(address) {
+            address = .v4(UInt32(truncatingIfNeeded: l), port: 0)
+        }
+        if deny.contains(where: { $0.contains(address) }) { return .configured }
+        if allow.contains(where: { $0.contains(address) }) { return nil }
+        for (prefix, reason) in Self.defaultDenied where prefix.contains(address) {
+            if reason == .loopback && allowLoopback { return nil }
+            return reason
+        }
+        return nil
+    }
+}

@@ -1,0 +1,164 @@
+import NIOCore
+import ParleyWire
+
+/// A client's side of the 5-tuple (RFC 8656 §2): its address and the transport. The server side is
+/// implicit: each shard (UDP socket, TCP connection) keeps its own allocations.
+public struct TURNClientKey: Hashable, Sendable, CustomStringConvertible {
+    public var address: STUNAddress
+    public var transport: STUNTransport
+
+    public init(address: STUNAddress, transport: STUNTransport) {
+        self.address = address
+        self.transport = transport
+    }
+
+    public var description: String { "\(transport.rawValue):\(address)" }
+}
+
+/// One relayed transport address and the I/O layer's handle for its socket.
+public struct TURNRelayEndpoint<Relay> {
+    public let relay: Relay
+    /// The address advertised in XOR-RELAYED-ADDRESS (external IP, bound port).
+    public let address: STUNAddress
+
+    public init(relay: Relay, address: STUNAddress) {
+        self.relay = relay
+        self.address = address
+    }
+}
+
+/// Why a packet was not relayed (a metric label: a fixed, small set).
+public enum TURNDropReason: String, Sendable, CaseIterable {
+    /// No allocation for this client (or it is still being made).
+    case noAllocation = "no_allocation"
+    /// No unexpired permission for the peer's IP (RFC 8656 §9).
+    case noPermission = "no_permission"
+    /// ChannelData on a channel that is not bound (§12.5).
+    case noChannel = "no_channel"
+    /// Over the allocation's bandwidth cap.
+    case bandwidth
+    /// A Send indication to a peer the policy refuses.
+    case deniedPeer = "denied_peer"
+    /// Not a well-formed ChannelData/Send indication, or a STUN message that gets no answer.
+    case malformed
+    /// A Send indication asking for DONT-FRAGMENT on an allocation that was not made with it.
+    case fragmentation
+    /// A retransmitted Allocate while the first is still binding its relay socket.
+    case pending
+}
+
+/// One allocation (RFC 8656 §2.2): relayed addresses, permissions, channels, lifetime. It belongs to
+/// one event loop; the relay socket's handler holds a reference and reads it without a lookup.
+public final class TURNAllocation<Relay> {
+    public let client: TURNClientKey
+    /// The client's address as NIO wants it, converted once.
+    public let clientSocketAddress: SocketAddress
+    public let username: String
+    /// Unix milliseconds after which the allocation is gone.
+    public internal(set) var expiry: UInt64
+    /// One or two relayed addresses (IPv4 and/or IPv6); empty while the relay socket is being bound.
+    public internal(set) var relays: [TURNRelayEndpoint<Relay>] = []
+    /// The Allocate's transaction, to recognise its retransmission (§7.2 step 2).
+    let transactionID: STUNTransactionID
+    public let dontFragment: Bool
+    var pending = true
+    /// Permissions by peer IP (port 0), value = expiry.
+    var permissions: [STUNAddress: UInt64] = [:]
+    var channels: [UInt16: ChannelBinding] = [:]
+    var channelByPeer: [STUNAddress: UInt16] = [:]
+    var bucket: TokenBucket?
+
+    struct ChannelBinding {
+        let peer: STUNAddress
+        let peerSocketAddress: SocketAddress
+        /// Relaying stops at `expiry`; the number and peer stay reserved until `cooldownEnd`.
+        var expiry: UInt64
+        var cooldownEnd: UInt64
+    }
+
+    init(client: TURNClientKey, username: String, expiry: UInt64, transactionID: STUNTransactionID, dontFragment: Bool,
+         bandwidthLimit: Int?, now: UInt64) {
+        self.client = client
+        self.clientSocketAddress = client.address.socketAddress()
+        self.username = username
+        self.expiry = expiry
+        self.transactionID = transactionID
+        self.dontFragment = dontFragment
+        self.bucket = bandwidthLimit.map { TokenBucket(rate: $0, now: now) }
+    }
+
+    /// Number of permissions and channels held (unexpired or not yet swept).
+    public var permissionCount: Int { permissions.count }
+    public var channelCount: Int { channels.count }
+
+    func hasPermission(_ peer: STUNAddress, now: UInt64) -> Bool {
+        guard let expiry = permissions[peer.withPort(0)] else { return false }
+        return expiry > now
+    }
+
+    /// How data from `peer` reaches the client (RFC 8656 §11.3, §12.6).
+    public enum Delivery: Equatable {
+        /// As ChannelData on this channel.
+        case channel(UInt16)
+        /// As a Data indication.
+        case indication
+        case drop(TURNDropReason)
+    }
+
+    /// Data of `length` bytes arrived on a relay socket from `peer`.
+    public func fromPeer(_ peer: STUNAddress, length: Int, now: UInt64) -> Delivery {
+        guard !pending, expiry > now else { return .drop(.noAllocation) }
+        guard hasPermission(peer, now: now) else { return .drop(.noPermission) }
+        if bucket != nil, !bucket!.take(length, now: now) { return .drop(.bandwidth) }
+        if let number = channelByPeer[peer], let binding = channels[number], binding.expiry > now {
+            return .channel(number)
+        }
+        return .indication
+    }
+
+    /// ChannelData from the client on `number`: the peer to send it to, or why not (§12.5).
+    public func fromClient(channel number: UInt16, length: Int, now: UInt64) -> (peer: SocketAddress?, drop: TURNDropReason?) {
+        guard !pending, expiry > now else { return (nil, .noAllocation) }
+        guard let binding = channels[number], binding.expiry > now else { return (nil, .noChannel) }
+        guard hasPermission(binding.peer, now: now) else { return (nil, .noPermission) }
+        if bucket != nil, !bucket!.take(length, now: now) { return (nil, .bandwidth) }
+        return (binding.peerSocketAddress, nil)
+    }
+
+    /// The relay socket for a peer's family.
+    public func relay(for peer: STUNAddress) -> Relay? {
+        relays.first { $0.address.isIPv4 == peer.isIPv4 }?.relay
+    }
+
+    /// Drops expired permissions and channels whose cooldown is over.
+    func sweep(now: UInt64) {
+        permissions = permissions.filter { $0.value > now }
+        for (number, binding) in channels where binding.cooldownEnd <= now {
+            channels[number] = nil
+            if channelByPeer[binding.peer] == number { channelByPeer[binding.peer] = nil }
+        }
+    }
+}
+
+/// A token bucket in bytes, refilled per millisecond, holding at most one second's worth.
+struct TokenBucket {
+    let rate: Int
+    var tokens: Int
+    var last: UInt64
+
+    init(rate: Int, now: UInt64) {
+        self.rate = rate
+        self.tokens = rate
+        self.last = now
+    }
+
+    mutating func take(_ n: Int, now: UInt64) -> Bool {
+        if now > last {
+            tokens = min(rate, tokens + Int(min(now - last, 1000)) * rate / 1000)
+            last = now
+        }
+        guard tokens >= n else { return false }
+        tokens -= n
+        return true
+    }
+}
