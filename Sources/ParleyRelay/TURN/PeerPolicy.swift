@@ -10,10 +10,23 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
         let parts = text.split(separator: "/", maxSplits: 1)
         guard let first = parts.first else { return nil }
         let host = String(first)
-        guard let address = STUNAddress(parsing: host.contains(":") ? "[\(host)]" : host, defaultPort: 0) else { return nil }
+        let ipv6Text = host.contains(":")
+        guard let parsed = STUNAddress(parsing: ipv6Text ? "[\(host)]" : host, defaultPort: 0) else { return nil }
+        var address = parsed
+        if ipv6Text, case .v4(let v4, _) = parsed {
+            // STUNAddress(parsing:) turns an IPv4-mapped address (::ffff:a.b.c.d) into a.b.c.d; the prefix
+            // length still counts IPv6 bits.
+            address = .v6(0, 0x0000_FFFF_0000_0000 | UInt64(v4), port: 0)
+        }
         let max = address.isIPv4 ? 32 : 128
         let length = parts.count == 2 ? Int(parts[1]) : max
         guard let length, length >= 0, length <= max else { return nil }
+        if case .v6(0, let l, _) = address, l >> 32 == 0xFFFF, length >= 96 {
+            // Within ::ffff:0:0/96 the policy judges the IPv4 address inside (see ``PeerPolicy``), so the
+            // prefix is that IPv4 prefix.
+            self.init(.v4(UInt32(truncatingIfNeeded: l), port: 0), length: length - 96)
+            return
+        }
         self.init(address, length: length)
     }
 
@@ -83,8 +96,9 @@ public struct PeerPolicy: Sendable {
         ("ff00::/8", .multicast),
     ] as [(String, Denial)]).map { (IPPrefix($0.0)!, $0.1) }
 
-    static let mappedV4 = IPPrefix("::ffff:0:0/96")!
-    static let nat64 = IPPrefix("64:ff9b::/96")!
+    /// Built from values, not text: parsing "::ffff:0:0" yields an IPv4 address.
+    static let mappedV4 = IPPrefix(.v6(0, 0x0000_FFFF_0000_0000, port: 0), length: 96)
+    static let nat64 = IPPrefix(.v6(0x0064_FF9B_0000_0000, 0, port: 0), length: 96)
 
     /// nil if `peer` may be relayed to, else why not.
     public func denial(for peer: STUNAddress) -> Denial? {

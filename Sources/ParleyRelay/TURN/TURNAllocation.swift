@@ -62,6 +62,9 @@ public final class TURNAllocation<Relay> {
     let transactionID: STUNTransactionID
     public let dontFragment: Bool
     var pending = true
+    /// What the Allocate success carried besides addresses and lifetime, to repeat to a retransmission.
+    var additionalRefused: STUNErrorCode?
+    var reservationToken: UInt64?
     /// Permissions by peer IP (port 0), value = expiry.
     var permissions: [STUNAddress: UInt64] = [:]
     var channels: [UInt16: ChannelBinding] = [:]

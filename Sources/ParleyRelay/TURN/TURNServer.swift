@@ -111,7 +111,9 @@ public struct TURNServer<Relay> {
                 return error(.allocationMismatch, ctx, into: &out)
             }
             if existing.pending { return .drop(.pending) }
-            writeAllocateSuccess(existing, ctx: ctx, additionalRefused: nil, reservationToken: nil, into: &out)
+            // RFC 8656 §5: "essentially the same response", ADDRESS-ERROR-CODE and RESERVATION-TOKEN included.
+            writeAllocateSuccess(existing, ctx: ctx, additionalRefused: existing.additionalRefused,
+                                 reservationToken: existing.reservationToken, into: &out)
             return .respond(outcome: .success)
         }
         guard let transport = m.value(of: .requestedTransport) else { return error(.badRequest, ctx, into: &out) }
@@ -181,6 +183,8 @@ public struct TURNServer<Relay> {
         else { return nil }
         allocation.relays = relays.map { TURNRelayEndpoint(relay: $0.relay, address: advertised($0.address)) }
         allocation.pending = false
+        allocation.additionalRefused = request.answer.additionalRefused
+        allocation.reservationToken = reservationToken
         let ctx = request.answer
         let w = STUNMessageWriter(responseTo: ctx.header, messageClass: .successResponse, into: &out)
         writeAllocateBody(allocation, w: w, header: ctx.header, now: now, additionalRefused: ctx.additionalRefused,
@@ -233,7 +237,7 @@ public struct TURNServer<Relay> {
     // MARK: Refresh (§7.3)
 
     private mutating func refresh(_ ctx: Context, into out: inout ByteBuffer) -> Action {
-        guard let a = allocations[ctx.client], !a.pending else { return error(.allocationMismatch, ctx, into: &out) }
+        guard let a = live(ctx) else { return error(.allocationMismatch, ctx, into: &out) }
         guard a.username == ctx.username else { return error(.wrongCredentials, ctx, into: &out) }
         if let requested = ctx.message.value(of: .requestedAddressFamily) {
             guard let family = Self.family(requested), a.relays.contains(where: { $0.address.family == family.rawValue }) else {
@@ -251,20 +255,27 @@ public struct TURNServer<Relay> {
         return .respond(outcome: .success)
     }
 
-    /// §7.2/§7.3: min(requested, maximum), and for a new allocation at least the default.
+    /// §7.2/§8.2: min(requested, maximum), but at least the default (for a Refresh too); a Refresh asking
+    /// for 0 deletes.
     private func grantedLifetime(_ m: STUNMessage, refresh: Bool) -> UInt32 {
         guard let v = m.value(of: .lifetime), v.readableBytes == 4, let requested = v.getInteger(at: v.readerIndex, as: UInt32.self) else {
             return configuration.defaultLifetime
         }
         if refresh && requested == 0 { return 0 }
-        let capped = min(requested, configuration.maxLifetime)
-        return refresh ? capped : max(capped, configuration.defaultLifetime)
+        return max(min(requested, configuration.maxLifetime), configuration.defaultLifetime)
+    }
+
+    /// The client's allocation, made and not expired. One past its lifetime is gone for requests as it is
+    /// for data (§5: 437), even before ``expire(now:)`` sweeps it (and closes its relay sockets).
+    private func live(_ ctx: Context) -> TURNAllocation<Relay>? {
+        guard let a = allocations[ctx.client], !a.pending, a.expiry > ctx.now else { return nil }
+        return a
     }
 
     // MARK: CreatePermission (§9.2)
 
     private mutating func createPermission(_ ctx: Context, into out: inout ByteBuffer) -> Action {
-        guard let a = allocations[ctx.client], !a.pending else { return error(.allocationMismatch, ctx, into: &out) }
+        guard let a = live(ctx) else { return error(.allocationMismatch, ctx, into: &out) }
         guard a.username == ctx.username else { return error(.wrongCredentials, ctx, into: &out) }
         var peers: [STUNAddress] = []
         var malformed = false
@@ -303,7 +314,7 @@ public struct TURNServer<Relay> {
     // MARK: ChannelBind (§12.2)
 
     private mutating func channelBind(_ ctx: Context, into out: inout ByteBuffer) -> Action {
-        guard let a = allocations[ctx.client], !a.pending else { return error(.allocationMismatch, ctx, into: &out) }
+        guard let a = live(ctx) else { return error(.allocationMismatch, ctx, into: &out) }
         guard a.username == ctx.username else { return error(.wrongCredentials, ctx, into: &out) }
         let m = ctx.message
         guard let cn = m.value(of: .channelNumber), cn.readableBytes == 4,
