@@ -33,8 +33,12 @@ if ((${#missing[@]})); then
 fi
 
 if [[ "${1:-}" == "--test" ]]; then
-    python3 -c "import aioice" 2>/dev/null || {
-        echo "setup: installing aioice (PyPI)" >&2
-        python3 -m pip install -q aioice 2>/dev/null || python3 -m pip install -q --break-system-packages aioice
-    }
+    # aioice: STUN/TURN/ICE peer (tests/interop, tests/turn); aiortc: WebRTC peers for the relay-only
+    # audio call in tests/turn (brings PyAV and numpy as wheels).
+    for mod in aioice aiortc; do
+        python3 -c "import $mod" 2>/dev/null || {
+            echo "setup: installing $mod (PyPI)" >&2
+            python3 -m pip install -q "$mod" 2>/dev/null || python3 -m pip install -q --break-system-packages "$mod"
+        }
+    done
 fi

@@ -131,11 +131,13 @@ public final class STUNService: Service, Sendable {
         let metrics = self.metrics
         let now = self.now
         let turn = endpoint == .primary ? self.turn : nil
+        // With TURN the slot must hold the largest ChannelData the relay forwards.
+        let slot = turn?.sockets.listenerSlot ?? 2048
         var bootstrap = DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
             .channelOption(.datagramVectorReadMessageCount, value: listen.vectorReads)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * listen.vectorReads))
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * listen.vectorReads))
             .channelOption(.maxMessagesPerRead, value: 4)
             .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
             .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)

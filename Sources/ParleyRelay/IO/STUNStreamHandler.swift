@@ -59,7 +59,9 @@ public final class STUNStreamHandler: ChannelInboundHandler {
                 return close(context, reason: "not-stun")
             }
             let length = channelData ? ChannelData.frameLength(buffer)! : STUNDecoder.frameLength(buffer)!
-            guard length <= maxFrame else { return close(context, reason: "frame-too-large") }
+            // ChannelData may be as large as the relay forwards, whatever the STUN frame limit.
+            let limit = channelData ? ChannelData.headerLength + (turnContext!.sockets.maxDatagram + 3) & ~3 : maxFrame
+            guard length <= limit else { return close(context, reason: "frame-too-large") }
             guard buffer.readableBytes >= length else { break }
             let frame = pending!.readSlice(length: length)!
             guard let source else { return close(context, reason: "error") }

@@ -15,16 +15,26 @@ public struct TURNRelaySockets: Sendable {
     public var ipv6: String?
     /// Relay ports are drawn from this range (firewalls open exactly it).
     public var ports: ClosedRange<UInt16>
-    /// Datagrams read per wakeup on a relay socket (recvmmsg).
+    /// Datagrams read per recvmmsg on a relay socket; 1 = plain recvmsg. A relay socket carries one
+    /// party's media (50 packets/s for Opus at 20 ms), so there is rarely more than one waiting.
     public var vectorReads: Int
+    /// The largest datagram relayed, either way. Receive slots are one byte larger: a datagram that
+    /// fills its slot was truncated by the kernel and is dropped whole (counted as `oversize`), never
+    /// forwarded cut. 4095 is far above what RTP, RTCP, DTLS or ICE send (≤ 1500 on the Internet).
+    public var maxDatagram: Int
 
     public init(ipv4: String? = "127.0.0.1", ipv6: String? = nil, ports: ClosedRange<UInt16> = 49152...65535,
-                vectorReads: Int = 8) {
+                vectorReads: Int = 1, maxDatagram: Int = 4095) {
         self.ipv4 = ipv4
         self.ipv6 = ipv6
         self.ports = ports
         self.vectorReads = vectorReads
+        self.maxDatagram = maxDatagram
     }
+
+    /// Receive slot of a listening socket that carries ChannelData: header plus the largest datagram,
+    /// plus the truncation-detecting byte.
+    public var listenerSlot: Int { max(2048, ChannelData.headerLength + maxDatagram + 1) }
 }
 
 /// Ports held for RESERVATION-TOKENs (RFC 8656 §7.2 EVEN-PORT R bit), shared by every shard: the
@@ -182,10 +192,19 @@ public final class TURNShard: @unchecked Sendable {
 
     /// A ChannelData message from a client (already known to start with 0b01).
     public func handleChannelData(_ bytes: ByteBuffer, from source: STUNAddress) {
+        // Over UDP a datagram that filled the receive slot was cut by the kernel: drop it whole.
+        if transport == .udp && bytes.readableBytes >= context.sockets.listenerSlot {
+            context.metrics.drops[.oversize]?.increment()
+            return
+        }
         let decoded: (channel: UInt16, data: ByteBuffer)
-        switch transport == .udp ? ChannelData.decodeDatagram(bytes) : ChannelData.decodeDatagram(bytes) {
+        switch ChannelData.decodeDatagram(bytes) {
         case .success(let d): decoded = d
         case .failure: context.metrics.drops[.malformed]?.increment(); return
+        }
+        guard decoded.data.readableBytes <= context.sockets.maxDatagram else {
+            context.metrics.drops[.oversize]?.increment()
+            return
         }
         let key = TURNClientKey(address: source, transport: transport)
         let r = core.channelData(decoded.channel, length: decoded.data.readableBytes, from: key, now: context.now())
@@ -217,6 +236,10 @@ public final class TURNShard: @unchecked Sendable {
     /// A datagram from `peer` on one of `allocation`'s relay sockets (§11.3, §12.6).
     func fromPeer(_ data: ByteBuffer, peer: SocketAddress, allocation: TURNAllocation<any Channel>) {
         guard let peerAddress = STUNAddress(peer) else { return }
+        guard data.readableBytes <= context.sockets.maxDatagram else {
+            context.metrics.drops[.oversize]?.increment()
+            return
+        }
         let delivery = allocation.fromPeer(peerAddress, length: data.readableBytes, now: context.now())
         var out = takeBuffer()
         switch delivery {
@@ -400,8 +423,10 @@ public final class TURNShard: @unchecked Sendable {
         let vector = context.sockets.vectorReads
         var bootstrap = DatagramBootstrap(group: loop)
             .channelOption(.datagramVectorReadMessageCount, value: vector)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * vector))
-            .channelOption(.maxMessagesPerRead, value: 2)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: (context.sockets.maxDatagram + 1) * vector))
+            // One read per readiness event: a second would almost always be an EAGAIN syscall, and epoll
+            // (level-triggered) reports the socket again if more is waiting.
+            .channelOption(.maxMessagesPerRead, value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if handler { try channel.pipeline.syncOperations.addHandler(TURNRelayHandler()) }

@@ -45,6 +45,8 @@ public enum TURNDropReason: String, Sendable, CaseIterable {
     case fragmentation
     /// A retransmitted Allocate while the first is still binding its relay socket.
     case pending
+    /// A datagram larger than the relay forwards (it would have been truncated).
+    case oversize
 }
 
 /// One allocation (RFC 8656 §2.2): relayed addresses, permissions, channels, lifetime. It belongs to

@@ -225,7 +225,7 @@ public struct TURNServer<Relay> {
             value += Array(code.reason.utf8)
             w.append(.addressErrorCode, value, into: &out)
         }
-        w.append(.lifetime, uint32: UInt32(clamping: (a.expiry > now ? a.expiry - now : 0) / 1000), into: &out)
+        w.append(.lifetime, uint32: UInt32(clamping: ((a.expiry > now ? a.expiry - now : 0) + 999) / 1000), into: &out)
         if let reservationToken {
             w.append(.reservationToken, (0..<8).map { UInt8(truncatingIfNeeded: reservationToken >> UInt64(56 - 8 * $0)) },
                      into: &out)
