@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "ParleyClient", targets: ["ParleyClient"]),
         .library(name: "ParleyStore", targets: ["ParleyStore"]),
         .executable(name: "FuzzSignal", targets: ["FuzzSignal"]),
+        .executable(name: "FuzzTURN", targets: ["FuzzTURN"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -162,8 +163,14 @@ let package = Package(
             dependencies: ["ParleyWire"],
             swiftSettings: strict
         ),
+        // libFuzzer target for the TURN relay core and the ChannelData codec (same conventions as FuzzSTUN).
+        .executableTarget(
+            name: "FuzzTURN",
+            dependencies: ["ParleyWire", "ParleyRelay"],
+            swiftSettings: strict
+        ),
         .executableTarget(name: "SignalBench", dependencies: ["ParleyWire", "ParleyCrypto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], swiftSettings: strict),
-        .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], exclude: ["SignalCorpus"], resources: [.copy("Corpus")]),
+        .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], exclude: ["SignalCorpus", "TURNCorpus"], resources: [.copy("Corpus")]),
         .testTarget(name: "ParleyStoreTests", dependencies: ["ParleyStore", "ParleyCrypto"]),
         .testTarget(
             name: "ParleyClientTests",

@@ -2,7 +2,7 @@
 # Fuzzes a decoder with libFuzzer.
 #
 #   scripts/fuzz.sh [SECONDS]                  FuzzSTUN, default 60 s (as before)
-#   scripts/fuzz.sh PRODUCT [SECONDS]          PRODUCT is FuzzSTUN or FuzzSignal
+#   scripts/fuzz.sh PRODUCT [SECONDS]          PRODUCT is FuzzSTUN, FuzzSignal or FuzzTURN
 #   scripts/fuzz.sh PRODUCT replay             replays PRODUCT's seed directory (normal build, no libFuzzer)
 #
 # FuzzSTUN: the STUN decoder and server core (Sources/FuzzSTUN). Seeds: Tests/ParleyWireTests/Corpus (valid
@@ -11,8 +11,11 @@
 # file per frame kind, the PROTOCOL.md §3.7 transcript, kept crash inputs), replayed by
 # SignalCodecTests.testSignalCorpusReplays. That directory is not a package resource; tests read it from the
 # source tree.
+# FuzzTURN: the TURN relay core and the ChannelData codec (Sources/FuzzTURN). Seeds: Tests/ParleyWireTests/TURNCorpus
+# (TURN requests signed with the target's fixed test key and nonce, ChannelData, truncated forms, kept crash
+# inputs; `swift run FuzzTURN --write-seeds DIR` rewrites the generated ones), replayed by scripts/test.sh.
 #
-# Seeds are read only. New coverage-increasing inputs go to fuzz-artifacts/corpus[-signal], crash inputs to
+# Seeds are read only. New coverage-increasing inputs go to fuzz-artifacts/corpus[-signal|-turn], crash inputs to
 # fuzz-artifacts/. Both are scratch: keep a crash by copying it to the seed directory as crash-<name>, where
 # the replay test and `swift run PRODUCT <seed dir>` replay it.
 set -euo pipefail
@@ -32,7 +35,8 @@ case "$product" in
     FuzzSTUN) seeds=Tests/ParleyWireTests/Corpus; corpus="$artifacts/corpus"; dict="$artifacts/stun.dict"; max_len=2048 ;;
     FuzzSignal) seeds=Tests/ParleyWireTests/SignalCorpus; corpus="$artifacts/corpus-signal"; dict="$artifacts/signal.dict"
         max_len=4096 ;;
-    *) echo "usage: $0 [FuzzSTUN|FuzzSignal] [SECONDS|replay]" >&2; exit 2 ;;
+    FuzzTURN) seeds=Tests/ParleyWireTests/TURNCorpus; corpus="$artifacts/corpus-turn"; dict="$artifacts/turn.dict"; max_len=2048 ;;
+    *) echo "usage: $0 [FuzzSTUN|FuzzSignal|FuzzTURN] [SECONDS|replay]" >&2; exit 2 ;;
 esac
 
 if [[ "$seconds" == replay ]]; then
@@ -40,7 +44,7 @@ if [[ "$seconds" == replay ]]; then
     exit 0
 fi
 case "$seconds" in
-    ''|*[!0-9]*) echo "usage: $0 [FuzzSTUN|FuzzSignal] [SECONDS|replay]" >&2; exit 2 ;;
+    ''|*[!0-9]*) echo "usage: $0 [FuzzSTUN|FuzzSignal|FuzzTURN] [SECONDS|replay]" >&2; exit 2 ;;
 esac
 
 swift build -c release --sanitize=fuzzer -Xswiftc -DFUZZING --product "$product" --scratch-path "$scratch"
@@ -60,6 +64,22 @@ case "$product" in
                 echo "attr_$a=\"\\x${a:0:2}\\x${a:2:2}\""
             done
             for l in 0000 0004 0008 0014 0018 0020 0024; do echo "len_$l=\"\\x${l:0:2}\\x${l:2:2}\""; done
+        } > "$dict"
+        ;;
+    FuzzTURN)
+        # TURN tokens: the cookie, the TURN message types (RFC 8656 §17), the attribute types the core reads,
+        # the values it checks (transport 17, families, the EVEN-PORT R bit), channel numbers and ChannelData
+        # lengths.
+        {
+            echo 'cookie="\x21\x12\xA4\x42"'
+            for t in 0003 0013 0113 0004 0104 0008 0108 0009 0109 0016 0017 0001; do echo "type_$t=\"\\x${t:0:2}\\x${t:2:2}\""; done
+            for a in 0006 0008 000C 000D 0012 0013 0014 0015 0017 0018 0019 001A 001C 001D 001E 0022 8000 8002 8028; do
+                echo "attr_$a=\"\\x${a:0:2}\\x${a:2:2}\""
+            done
+            echo 'udp="\x11\x00\x00\x00"'; echo 'tcp="\x06\x00\x00\x00"'
+            echo 'fam_v4="\x01\x00\x00\x00"'; echo 'fam_v6="\x02\x00\x00\x00"'; echo 'even_r="\x80"'
+            for c in 4000 4001 4FFF 3FFF 5000 7FFF; do echo "chan_$c=\"\\x${c:0:2}\\x${c:2:2}\""; done
+            for l in 0000 0001 0002 0004 0008 0014; do echo "len_$l=\"\\x${l:0:2}\\x${l:2:2}\""; done
         } > "$dict"
         ;;
     FuzzSignal)

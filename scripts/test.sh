@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up whatever is missing and runs every test: XCTest suites, the fuzz-corpus replay, the
-# interop suite against real third-party STUN clients, and the netlab NAT-type suite (needs root).
+# interop suite against real third-party STUN clients, the TURN suite against real TURN clients
+# (coturn's uclient, aioice, aiortc), and the netlab NAT-type and symmetric-NAT TURN suites (need root).
 # Ends with one line "N passed, M failed"; exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -70,6 +71,15 @@ if [[ -x "$bin/FuzzSignal" ]] && ((${#signal_corpus[@]})); then
     fi
 fi
 
+turn_corpus=(Tests/ParleyWireTests/TURNCorpus/*)
+if [[ -x "$bin/FuzzTURN" ]] && ((${#turn_corpus[@]})); then
+    if "$bin/FuzzTURN" "${turn_corpus[@]}" >"$logdir/fuzz-turn-replay.log" 2>&1; then
+        count "TURN fuzz corpus replay (${#turn_corpus[@]} inputs)" 1 0
+    else
+        count "TURN fuzz corpus replay" 0 1
+    fi
+fi
+
 # 3 and 4: suites that print their own "N passed, M failed".
 run_suite() {  # run_suite NAME SCRIPT
     local name=$1 script=$2 line
@@ -86,11 +96,19 @@ run_suite() {  # run_suite NAME SCRIPT
 }
 [[ -f tests/interop/run.sh ]] && run_suite interop tests/interop/run.sh
 [[ -f tests/signal/run.sh ]] && run_suite signaling tests/signal/run.sh
+[[ -f tests/turn/run.sh ]] && run_suite turn tests/turn/run.sh
 if [[ -f tests/netlab/nat_types.sh ]]; then
     if [[ $(id -u) -eq 0 ]]; then
         run_suite netlab tests/netlab/nat_types.sh
     else
         echo "== netlab: needs root (network namespaces); run as root to include it"
+    fi
+fi
+if [[ -f tests/netlab/turn_symmetric.sh ]]; then
+    if [[ $(id -u) -eq 0 ]]; then
+        run_suite netlab-turn tests/netlab/turn_symmetric.sh
+    else
+        echo "== netlab-turn: needs root (network namespaces); run as root to include it"
     fi
 fi
 
