@@ -193,7 +193,7 @@ public final class ParleyServerInstance: Sendable {
         let sockets = TURNRelaySockets(ipv4: c.turnRelayIPv4, ipv6: c.turnRelayIPv6,
                                        ports: UInt16(c.turnMinPort)...UInt16(c.turnMaxPort), vectorReads: c.turnRelayVectorReads)
         return TURNContext(configuration: configuration, sockets: sockets, metrics: TURNMetrics(factory: factory), logger: logger,
-                           now: { UInt64(Date().timeIntervalSince1970 * 1000) })
+                           localShortcut: c.turnLocalShortcut, now: { UInt64(Date().timeIntervalSince1970 * 1000) })
     }
 
     static func stunServer(_ c: ServerConfiguration) throws -> STUNServerConfiguration {

@@ -75,19 +75,52 @@ public final class TURNReservations: Sendable {
     public var count: Int { held.withLockedValue { $0.count } }
 }
 
+/// The relayed addresses this server holds, for the same-server shortcut: when a client sends to a peer
+/// address that is another allocation's relayed address on this very server (both parties of a call
+/// relayed by us — the common case), the datagram is handed to that allocation in memory instead of
+/// leaving through one relay socket and coming back through the other. What the receiving allocation
+/// sees is exactly what the kernel would have delivered: the data, from the sender's relayed address;
+/// its permission checks, bandwidth cap and counters apply unchanged. Looked up once per relayed
+/// datagram (an uncontended lock); changed only when allocations are made or end.
+public final class TURNLocalRelays: Sendable {
+    struct Target: @unchecked Sendable {
+        // The allocation is only touched on its shard's event loop (the lookup just carries it there).
+        let shard: TURNShard
+        let allocation: TURNAllocation<any Channel>
+    }
+    private let table = NIOLockedValueBox([STUNAddress: Target]())
+
+    public init() {}
+
+    func register(_ address: STUNAddress, shard: TURNShard, allocation: TURNAllocation<any Channel>) {
+        table.withLockedValue { $0[address] = Target(shard: shard, allocation: allocation) }
+    }
+
+    func unregister(_ address: STUNAddress) {
+        _ = table.withLockedValue { $0.removeValue(forKey: address) }
+    }
+
+    func lookup(_ address: STUNAddress) -> Target? { table.withLockedValue { $0[address] } }
+
+    public var count: Int { table.withLockedValue { $0.count } }
+}
+
 /// Everything a shard needs that is the same for the whole server.
 public struct TURNContext: Sendable {
     public let configuration: TURNConfiguration
     public let quota: TURNQuota
     public let sockets: TURNRelaySockets
     public let reservations: TURNReservations
+    /// nil = the shortcut is off (`turn.local_shortcut = no`): every datagram goes through the kernel.
+    public let localRelays: TURNLocalRelays?
     public let metrics: TURNMetrics
     public let logger: Logger
     /// Unix milliseconds.
     public let now: @Sendable () -> UInt64
 
     public init(configuration: TURNConfiguration, sockets: TURNRelaySockets, metrics: TURNMetrics, logger: Logger,
-                now: @escaping @Sendable () -> UInt64) {
+                localShortcut: Bool = true, now: @escaping @Sendable () -> UInt64) {
+        self.localRelays = localShortcut ? TURNLocalRelays() : nil
         self.configuration = configuration
         self.quota = TURNQuota(maxTotal: configuration.maxAllocations, maxPerUser: configuration.maxAllocationsPerUser)
         self.sockets = sockets
@@ -123,6 +156,16 @@ public final class TURNShard: @unchecked Sendable {
     private var clientDirty = false
     private var dirtyRelays: [any Channel] = []
     private var closed = false
+    /// Same-server shortcut: datagrams for allocations on other event loops, handed over once per tick.
+    private var outbox: [Handoff] = []
+    /// Relayed addresses this shard registered for the shortcut, by relay socket.
+    private var registered: [ObjectIdentifier: STUNAddress] = [:]
+
+    struct Handoff: @unchecked Sendable {
+        let target: TURNLocalRelays.Target
+        let source: STUNAddress
+        let data: ByteBuffer
+    }
 
     // Relay tallies, added to the shared counters once per tick.
     private var toPeerPackets = 0
@@ -176,13 +219,16 @@ public final class TURNShard: @unchecked Sendable {
             sendToClient(out, remote: remote)
         case .respondAndRelease(let relays):
             sendToClient(out, remote: remote)
-            for r in relays { r.close(promise: nil) }
+            for r in relays { release(r) }
             context.metrics.allocationsEnded["refreshed_to_zero"]?.increment()
             context.metrics.allocations.record(context.quota.total)
         case .drop(let reason):
             context.metrics.drops[reason]?.increment()
         case .send(let data, let peer, let relay):
-            relayToPeer(data, to: peer, via: relay)
+            if let peerAddress = STUNAddress(peer),
+                let endpoint = core.allocation(for: key)?.relays.first(where: { $0.relay === relay }) {
+                relayToPeer(data, to: peer, peerAddress: peerAddress, from: endpoint)
+            }
         case .allocate(let request):
             bindRelays(for: request, remote: remote)
         }
@@ -212,14 +258,30 @@ public final class TURNShard: @unchecked Sendable {
             context.metrics.drops[r.drop ?? .noAllocation]?.increment()
             return
         }
-        guard let relay = allocation.relay(for: STUNAddress(peer)!) else {
+        guard let peerAddress = STUNAddress(peer), let endpoint = allocation.endpoint(for: peerAddress) else {
             context.metrics.drops[.noPermission]?.increment()
             return
         }
-        relayToPeer(decoded.data, to: peer, via: relay)
+        relayToPeer(decoded.data, to: peer, peerAddress: peerAddress, from: endpoint)
     }
 
-    private func relayToPeer(_ data: ByteBuffer, to peer: SocketAddress, via relay: any Channel) {
+    private func relayToPeer(_ data: ByteBuffer, to peer: SocketAddress, peerAddress: STUNAddress,
+                             from endpoint: TURNRelayEndpoint<any Channel>) {
+        if let local = context.localRelays, let target = local.lookup(peerAddress) {
+            toPeerPackets &+= 1
+            toPeerBytes &+= data.readableBytes
+            if target.shard.loop.inEventLoop {
+                target.shard.fromPeer(data, peer: endpoint.address, allocation: target.allocation)
+            } else {
+                var copy = ByteBufferAllocator().buffer(capacity: data.readableBytes)
+                var data = data
+                copy.writeBuffer(&data)
+                outbox.append(Handoff(target: target, source: endpoint.address, data: copy))
+                scheduleFlush()
+            }
+            return
+        }
+        let relay = endpoint.relay
         var copy = takeBuffer()
         var data = data
         copy.writeBuffer(&data)
@@ -234,8 +296,7 @@ public final class TURNShard: @unchecked Sendable {
     // MARK: Peer → client
 
     /// A datagram from `peer` on one of `allocation`'s relay sockets (§11.3, §12.6).
-    func fromPeer(_ data: ByteBuffer, peer: SocketAddress, allocation: TURNAllocation<any Channel>) {
-        guard let peerAddress = STUNAddress(peer) else { return }
+    func fromPeer(_ data: ByteBuffer, peer peerAddress: STUNAddress, allocation: TURNAllocation<any Channel>) {
         guard data.readableBytes <= context.sockets.maxDatagram else {
             context.metrics.drops[.oversize]?.increment()
             return
@@ -283,6 +344,17 @@ public final class TURNShard: @unchecked Sendable {
 
     private func flushAll() {
         flushScheduled = false
+        if !outbox.isEmpty {
+            // One task per target loop per tick carries every datagram for it.
+            var byLoop: [ObjectIdentifier: [Handoff]] = [:]
+            for h in outbox { byLoop[ObjectIdentifier(h.target.shard.loop), default: []].append(h) }
+            outbox.removeAll(keepingCapacity: true)
+            for (_, batch) in byLoop {
+                batch[0].target.shard.loop.execute {
+                    for h in batch { h.target.shard.fromPeer(h.data, peer: h.source, allocation: h.target.allocation) }
+                }
+            }
+        }
         if clientDirty {
             client?.flush()
             clientDirty = false
@@ -376,6 +448,12 @@ public final class TURNShard: @unchecked Sendable {
                     h.attach(allocation, shard: self)
                 }
             }
+            if let local = self.context.localRelays {
+                for endpoint in allocation.relays {
+                    local.register(endpoint.address, shard: self, allocation: allocation)
+                    self.registered[ObjectIdentifier(endpoint.relay)] = endpoint.address
+                }
+            }
             self.context.metrics.allocationsMade.increment()
             self.context.metrics.allocations.record(self.context.quota.total)
             self.sendToClient(out, remote: remote)
@@ -463,8 +541,14 @@ public final class TURNShard: @unchecked Sendable {
         context.reservations.expire(now: now)
     }
 
+    /// Closes a relay socket and takes its address out of the shortcut table.
+    private func release(_ relay: any Channel) {
+        if let address = registered.removeValue(forKey: ObjectIdentifier(relay)) { context.localRelays?.unregister(address) }
+        relay.close(promise: nil)
+    }
+
     private func end(_ a: TURNAllocation<any Channel>, reason: String) {
-        for r in a.relays { r.relay.close(promise: nil) }
+        for r in a.relays { release(r.relay) }
         context.metrics.allocationsEnded[reason]?.increment()
         context.metrics.allocations.record(context.quota.total)
     }
@@ -486,7 +570,8 @@ final class TURNRelayHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let allocation, let shard else { return }
         let envelope = unwrapInboundIn(data)
-        shard.fromPeer(envelope.data, peer: envelope.remoteAddress, allocation: allocation)
+        guard let peer = STUNAddress(envelope.remoteAddress) else { return }
+        shard.fromPeer(envelope.data, peer: peer, allocation: allocation)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -132,7 +132,12 @@ public final class TURNAllocation<Relay> {
 
     /// The relay socket for a peer's family.
     public func relay(for peer: STUNAddress) -> Relay? {
-        relays.first { $0.address.isIPv4 == peer.isIPv4 }?.relay
+        endpoint(for: peer)?.relay
+    }
+
+    /// The relayed address (and its socket) that talks to a peer of this family.
+    public func endpoint(for peer: STUNAddress) -> TURNRelayEndpoint<Relay>? {
+        relays.first { $0.address.isIPv4 == peer.isIPv4 }
     }
 
     /// Drops expired permissions and channels whose cooldown is over.

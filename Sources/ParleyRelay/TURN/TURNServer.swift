@@ -375,6 +375,8 @@ public struct TURNServer<Relay> {
     @discardableResult
     public mutating func remove(_ client: TURNClientKey) -> TURNAllocation<Relay>? {
         guard let a = allocations.removeValue(forKey: client) else { return nil }
+        // Anyone still holding the object (a relay handler, the same-server shortcut) sees it as gone.
+        a.expiry = 0
         quota.release(a.username)
         return a
     }
@@ -397,7 +399,10 @@ public struct TURNServer<Relay> {
     /// Removes every allocation (shutdown).
     public mutating func removeAll() -> [TURNAllocation<Relay>] {
         let all = Array(allocations.values)
-        for a in all { quota.release(a.username) }
+        for a in all {
+            a.expiry = 0
+            quota.release(a.username)
+        }
         allocations = [:]
         return all
     }

@@ -51,7 +51,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var turnAllowPeers: [String] = []
     public var turnDenyPeers: [String] = []
     public var turnAllowLoopbackPeers = false
-    public var turnRelayVectorReads = 8
+    public var turnRelayVectorReads = 1
+    public var turnLocalShortcut = true
     // signal
     public var signalEnabled = true
     public var signalListen = ["0.0.0.0", "::"]
@@ -288,8 +289,11 @@ public struct ConfigKey: Sendable {
         ConfigKey("turn.allow_loopback_peers", "no", "TEST ONLY: relay to 127.0.0.0/8 and ::1.") { c, v, o throws(ConfigError) in
             c.turnAllowLoopbackPeers = try Parse.bool(v, o)
         },
-        ConfigKey("turn.relay_vector_reads", "8", "Datagrams read per recvmmsg call on a relay socket.") { c, v, o throws(ConfigError) in
+        ConfigKey("turn.relay_vector_reads", "1", "Datagrams read per recvmmsg call on a relay socket; 1 = recvmsg (a relay socket rarely has more than one waiting).") { c, v, o throws(ConfigError) in
             c.turnRelayVectorReads = try Parse.int(v, o, 1...256)
+        },
+        ConfigKey("turn.local_shortcut", "yes", "Hand datagrams between two allocations of this server over in memory instead of through the kernel twice.") { c, v, o throws(ConfigError) in
+            c.turnLocalShortcut = try Parse.bool(v, o)
         },
         ConfigKey("signal.enabled", "yes", "Run the signaling server (TCP, TLS, and WebSocket at /ws on the HTTP port).") { c, v, o throws(ConfigError) in
             c.signalEnabled = try Parse.bool(v, o)
