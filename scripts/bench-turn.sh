@@ -10,7 +10,9 @@
 # Environment (all optional):
 #   CALLS="250 500 750 1000 1250"   steps (uclient -m)
 #   SECONDS_PER_STEP=10             packets per party = 50 × this (uclient -n)
-#   SERVERS="coturn parley"         which servers, in this order at every step
+#   SERVERS="coturn parley parley-kernel"   which servers, in this order at every step; parley-kernel is
+#                                   parley with turn.local_shortcut = no (every datagram through the kernel
+#                                   twice, as coturn does)
 #   SKIP_BUILD=1                    do not build parley in release mode first
 #   PARLEY_FLAGS=""                 extra `parley serve` flags (default: one event loop per core, as
 #                                   coturn's default of one relay thread per core)
@@ -35,7 +37,7 @@ fi
 
 CALLS=${CALLS:-"250 500 750 1000 1250"}
 SECONDS_PER_STEP=${SECONDS_PER_STEP:-10}
-SERVERS=${SERVERS:-"coturn parley"}
+SERVERS=${SERVERS:-"coturn parley parley-kernel"}
 PARLEY_FLAGS=${PARLEY_FLAGS:-}
 PARLEY=${PARLEY_BIN:-$ROOT/.build/release/parley}
 PACKETS=$((SECONDS_PER_STEP * 50))
@@ -68,11 +70,13 @@ start_server() {  # start_server NAME
         --total-quota 0 --user-quota 0 --max-allocate-lifetime 3600 --log-file "$WORK/coturn.log" --no-stdout-log \
         >/dev/null 2>&1 &
       ;;
-    parley)
+    parley|parley-kernel)
+      local shortcut=yes
+      [ "$1" = parley-kernel ] && shortcut=no
       # shellcheck disable=SC2086
       "$PARLEY" serve --signal-enabled no --http-listen 127.0.0.1 --http-port 0 --stun-listen 127.0.0.1 --stun-tcp no \
         --turn-enabled yes --turn-relay-ipv4 127.0.0.1 --turn-users-file users --turn-allow-loopback-peers yes \
-        --turn-user-quota 100000 --turn-total-quota 100000 --log-level warning $PARLEY_FLAGS >"$WORK/parley.log" 2>&1 &
+        --turn-user-quota 100000 --turn-total-quota 100000 --turn-local-shortcut $shortcut --log-level warning $PARLEY_FLAGS >"$WORK/parley.log" 2>&1 &
       ;;
   esac
   SERVER_PID=$!
@@ -87,7 +91,7 @@ start_server() {  # start_server NAME
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-printf '%-7s %6s %9s %9s %8s %8s %10s\n' server calls sent received loss% cpu_s cpu_us/pkt
+printf '%-13s %6s %9s %9s %8s %8s %10s\n' server calls sent received loss% cpu_s cpu_us/pkt
 for calls in $CALLS; do
   for server in $SERVERS; do
     start_server "$server"
@@ -104,6 +108,18 @@ for calls in $CALLS; do
     hz=$(getconf CLK_TCK)
     cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN{printf "%.2f", (b-a)/hz}')
     per=$(awk -v c="$cpu" -v r="$recv" 'BEGIN{ if (r > 0) printf "%.2f", c*1e6/r; else print "-" }')
-    printf '%-7s %6d %9d %9d %8s %8s %10s\n' "$server" "$calls" "$sent" "$recv" "$loss" "$cpu" "$per"
+    printf '%-13s %6d %9d %9d %8s %8s %10s\n' "$server" "$calls" "$sent" "$recv" "$loss" "$cpu" "$per" | tee -a "$WORK/results"
   done
 done
+
+# Verdict: the most calls each server relayed with 0 loss (every packet received), and per step the
+# ratio of Parley's CPU per relayed packet to coturn's (< 1 = Parley cheaper).
+echo
+awk '
+  { server=$1; calls=$2; sent=$3; recv=$4; per[server, calls]=$7; steps[calls]=1; servers[server]=1
+    if (sent > 0 && recv == sent && calls > best[server]) best[server]=calls }
+  END {
+    for (s in servers) printf "%-13s most calls with 0 loss: %s\n", s, (best[s] ? best[s] : "none")
+    for (c in steps) for (s in servers) if (s != "coturn" && per["coturn", c] > 0 && per[s, c] != "-")
+      printf "%-13s at %5d calls: CPU per packet %.2f x coturn\n", s, c, per[s, c] / per["coturn", c]
+  }' "$WORK/results" | sort
