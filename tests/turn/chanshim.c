@@ -22,13 +22,16 @@ int RAND_bytes(unsigned char *buf, int num) {
    soon hand a new socket one of those ports: its Allocate gets 437 (RFC 8656 §7.2: the 5-tuple is
    taken), uclient retries forever, and the run hangs (from ~900 calls on, with coturn and Parley alike).
    Real clients have distinct addresses; here every UDP socket uclient connects is first bound to a port
-   never used before in this process (counting up from 10000), so 5-tuples are never reused. */
+   never used before in this process (counting up, wrapping within 10000-48999, from a start that depends
+   on the pid so that uclients running side by side do not walk the same ports), so 5-tuples are not
+   reused. */
 #include <errno.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 int connect(int fd, const struct sockaddr *to, socklen_t len) {
     static int (*real)(int, const struct sockaddr *, socklen_t);
-    static unsigned next = 10000;
+    static unsigned next = 0;
     if (!real) real = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "connect");
     int type = 0;
     socklen_t tl = sizeof type;
@@ -39,7 +42,9 @@ int connect(int fd, const struct sockaddr *to, socklen_t len) {
         && getsockname(fd, (struct sockaddr *)&me, &ml) == 0
         && ((me.ss_family == AF_INET && ((struct sockaddr_in *)&me)->sin_port == 0)
             || (me.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&me)->sin6_port == 0))) {
-        while (next < 49000) {
+        if (next == 0) next = 10000 + ((unsigned)getpid() * 7919u) % 39000u;
+        for (int tries = 0; tries < 39000; tries++) {
+            if (next >= 49000) next = 10000;
             unsigned short port = htons((unsigned short)next++);
             if (me.ss_family == AF_INET) ((struct sockaddr_in *)&me)->sin_port = port;
             else ((struct sockaddr_in6 *)&me)->sin6_port = port;

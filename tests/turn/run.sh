@@ -122,12 +122,12 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 cp "$HERE/chanshim.c" "$OUT/chanshim.c"
 gcc -shared -fPIC -O2 -o "$OUT/chanshim.so" "$OUT/chanshim.c" -ldl >"$OUT/gcc.txt" 2>&1
 
-# ---- the server: STUN/TURN on 127.0.0.1:3478 (UDP+TCP), TLS on 5349, relay on 127.0.0.1
+# ---- the server: STUN/TURN on 127.0.0.1 and ::1 port 3478 (UDP+TCP), TLS on 5349, relays on 127.0.0.1 and ::1
 rm -f "$OUT/server.ready"
 "$PARLEY" serve --signal-enabled no --http-listen 127.0.0.1 --http-port 0 --ready-file "$OUT/server.ready" \
-  --stun-listen 127.0.0.1 --stun-port 3478 \
+  --stun-listen 127.0.0.1,::1 --stun-port 3478 \
   --stun-tls-certificate "$OUT/cert.pem" --stun-tls-private-key "$OUT/key.pem" --stun-tls-port 5349 \
-  --turn-enabled yes --turn-relay-ipv4 127.0.0.1 --turn-users-file "$OUT/users" \
+  --turn-enabled yes --turn-relay-ipv4 127.0.0.1 --turn-relay-ipv6 ::1 --turn-users-file "$OUT/users" \
   --stun-auth-secret-file "$OUT/secrets" --turn-allow-loopback-peers yes --log-stderr yes \
   >"$OUT/server.log" 2>&1 &
 SERVER_PIDS+=($!)
@@ -191,6 +191,11 @@ uc "TCP, Send indications, long-term, turnutils_peer"  "-t $LT $TOPEER -c -s"
 uc "UDP, RTP+RTCP pairs (EVEN-PORT, RESERVATION-TOKEN), client-to-client" "$LT $C2C"
 uc "TLS, channels, long-term, client-to-client"        "-S -t $LT $C2C -c"
 uc "TLS, Send indications, REST, turnutils_peer"       "-S -t $REST $TOPEER -c -s"
+# IPv6 relayed addresses (RFC 6156 REQUESTED-ADDRESS-FAMILY, uclient -x): over IPv6 to the server's ::1
+# (the first positional argument is the server; GNU getopt lets the appended 127.0.0.1 trail), and over
+# IPv4 asking for an IPv6 relay.
+uc "UDP over IPv6, IPv6 relay, channels, client-to-client" "$LT -y -c -x ::1"
+uc "UDP over IPv4, IPv6 relay, channels, client-to-client" "$LT -y -c -x"
 
 uc_check() {  # uc_check INDEX: judge one finished uclient run
   local name=${UC_NAMES[$1]} f="$OUT/uclient-$1.txt" rc sent recv lost tls="" why="" want=$((N * M))
