@@ -157,14 +157,16 @@ public final class TURNShard: @unchecked Sendable {
     private var dirtyRelays: [any Channel] = []
     private var closed = false
     /// Same-server shortcut: datagrams for allocations on other event loops, handed over once per tick.
-    private var outbox: [Handoff] = []
+    private var outbox: [ObjectIdentifier: Handoff] = [:]
     /// Relayed addresses this shard registered for the shortcut, by relay socket.
     private var registered: [ObjectIdentifier: STUNAddress] = [:]
 
+    /// Everything for one other event loop from one tick: the datagrams packed back to back in one
+    /// buffer (one allocation per tick and target loop, not per datagram) and where each goes.
     struct Handoff: @unchecked Sendable {
-        let target: TURNLocalRelays.Target
-        let source: STUNAddress
-        let data: ByteBuffer
+        let loop: any EventLoop
+        var bytes: ByteBuffer
+        var items: [(target: TURNLocalRelays.Target, source: STUNAddress, length: Int)] = []
     }
 
     // Relay tallies, added to the shared counters once per tick.
@@ -273,10 +275,14 @@ public final class TURNShard: @unchecked Sendable {
             if target.shard.loop.inEventLoop {
                 target.shard.fromPeer(data, peer: endpoint.address, allocation: target.allocation)
             } else {
-                var copy = ByteBufferAllocator().buffer(capacity: data.readableBytes)
+                let key = ObjectIdentifier(target.shard.loop)
                 var data = data
-                copy.writeBuffer(&data)
-                outbox.append(Handoff(target: target, source: endpoint.address, data: copy))
+                let length = data.readableBytes
+                if outbox[key] == nil {
+                    outbox[key] = Handoff(loop: target.shard.loop, bytes: ByteBufferAllocator().buffer(capacity: 64 * 256))
+                }
+                outbox[key]!.bytes.writeBuffer(&data)
+                outbox[key]!.items.append((target, endpoint.address, length))
                 scheduleFlush()
             }
             return
@@ -346,14 +352,16 @@ public final class TURNShard: @unchecked Sendable {
         flushScheduled = false
         if !outbox.isEmpty {
             // One task per target loop per tick carries every datagram for it.
-            var byLoop: [ObjectIdentifier: [Handoff]] = [:]
-            for h in outbox { byLoop[ObjectIdentifier(h.target.shard.loop), default: []].append(h) }
-            outbox.removeAll(keepingCapacity: true)
-            for (_, batch) in byLoop {
-                batch[0].target.shard.loop.execute {
-                    for h in batch { h.target.shard.fromPeer(h.data, peer: h.source, allocation: h.target.allocation) }
+            for (_, handoff) in outbox {
+                handoff.loop.execute {
+                    var bytes = handoff.bytes
+                    for item in handoff.items {
+                        let data = bytes.readSlice(length: item.length)!
+                        item.target.shard.fromPeer(data, peer: item.source, allocation: item.target.allocation)
+                    }
                 }
             }
+            outbox.removeAll(keepingCapacity: true)
         }
         if clientDirty {
             client?.flush()
