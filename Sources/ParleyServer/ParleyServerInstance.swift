@@ -188,6 +188,7 @@ public final class ParleyServerInstance: Sendable {
             externalIPv4: c.turnExternalIPv4.flatMap { STUNAddress(parsing: $0, defaultPort: 0) },
             externalIPv6: c.turnExternalIPv6.flatMap { STUNAddress(parsing: "[\($0)]", defaultPort: 0) },
             maxAllocationsPerUser: c.turnUserQuota, maxAllocations: c.turnTotalQuota,
+            maxPermissionsPerAllocation: c.turnMaxPermissions,
             bandwidthLimit: c.turnBandwidthLimit > 0 ? c.turnBandwidthLimit : nil, peerPolicy: policy,
             software: c.stunSoftware, amplificationAllowance: c.stunAmplificationAllowance)
         let sockets = TURNRelaySockets(ipv4: c.turnRelayIPv4, ipv6: c.turnRelayIPv6,

@@ -180,6 +180,17 @@ final class AuthenticationTests: XCTestCase {
         XCTAssertEqual(send(server, bad, now: t0).action, .respond(to: source, from: .primary, outcome: .error(.unauthenticated)))
     }
 
+    /// Every reason the STUN core drops a message has its counter: the I/O layer counts a drop with
+    /// `drops[reason]!`, so a reason without one would trap.
+    func testEveryDropReasonHasACounter() {
+        let metrics = STUNMetrics()
+        for reason in STUNServer.DropReason.allCases {
+            XCTAssertNotNil(metrics.drops[reason], reason.rawValue)
+            metrics.record(.drop(reason), transport: .udp, bytesIn: 20, bytesOut: 0)
+        }
+        XCTAssertTrue(STUNServer.DropReason.allCases.contains(.overBudget))
+    }
+
     func testAlternateServerRedirectsOnlyAuthenticatedRequestsByDefault() throws {
         let alternate = STUNAddress.v4(0xC633_6401, port: 3478)  // 198.51.100.1
         let server = makeServer(require: false, alternate: alternate)

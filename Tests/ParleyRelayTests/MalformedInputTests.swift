@@ -448,6 +448,59 @@ final class MalformedInputTests: XCTestCase {
         }
     }
 
+    /// When not even the bare challenge (ERROR-CODE without reason, REALM, 16-character NONCE) fits the
+    /// budget — a small allowance, a long realm — the request is dropped rather than answered beyond it
+    /// (allowance 24 and realm "parley" used to send 60 bytes for a 20-byte request).
+    func testChallengeThatCannotFitTheBudgetIsDropped() throws {
+        func server(_ allowance: Int, realm: String = "parley") -> STUNServer {
+            STUNServer(configuration: STUNServerConfiguration(
+                amplificationAllowance: allowance, authentication: LongTermAuthenticator(realm: realm, secrets: ["s"]),
+                requireAuthentication: true))
+        }
+        // Realm "parley" (8 bytes padded): the challenge is 60 bytes, 68 with FINGERPRINT; both 40 more
+        // than the request.
+        XCTAssertEqual(LongTermAuthenticator.challengeLength(realm: "parley", advertiseAlgorithms: false, fingerprint: false), 60)
+        for request in [RawSTUN(), RawSTUN().withFingerprint()] {
+            for allowance in [24, 39, 40, 64] {
+                let x = exchange(server(allowance), request.bytes)
+                if allowance >= 40 {
+                    XCTAssertEqual(x.action, .respond(to: Self.client, from: .primary, outcome: .error(.unauthenticated)))
+                    XCTAssertEqual(try decodeAnswer(x, to: request, type: .bindingError).errorCode?.code, 401)
+                    XCTAssertEqual(x.answer.count, request.bytes.count + 40)
+                } else {
+                    XCTAssertEqual(x.action, .drop(.overBudget), "allowance \(allowance), \(request.bytes.count)-byte request")
+                    XCTAssertTrue(x.answer.isEmpty)
+                }
+            }
+        }
+        // The longest realm the configuration accepts (32 bytes) needs the default allowance, exactly.
+        let longRealm = String(repeating: "r", count: 32)
+        XCTAssertEqual(exchange(server(63, realm: longRealm), RawSTUN().bytes).action, .drop(.overBudget))
+        XCTAssertEqual(exchange(server(64, realm: longRealm), RawSTUN().bytes).answer.count, 84)
+    }
+
+    /// An unauthenticated 300 (stun.alternate_server_unauthenticated) is held to the budget too: the
+    /// reason phrase goes first, and without room for ALTERNATE-SERVER the request is dropped.
+    func testUnauthenticatedRedirectStaysWithinTheBudget() throws {
+        func server(_ alternate: STUNAddress, _ allowance: Int) -> STUNServer {
+            STUNServer(configuration: STUNServerConfiguration(
+                alternateServer: alternate, alternateServerForUnauthenticated: true, amplificationAllowance: allowance))
+        }
+        let v4 = STUNAddress.v4(0xC633_640A, port: 3478)
+        let v6 = STUNAddress.v6(0x2001_0db8_0000_0000, 0x10, port: 3478)
+        let request = RawSTUN()
+        for alternate in [v4, v6] {
+            let full = try assertError(.tryAlternate, server(alternate, 64), request, reason: STUNErrorCode.tryAlternate.reason)
+            XCTAssertEqual(full.address(of: .alternateServer, xor: false), alternate)
+        }
+        // Allowance 24: the IPv4 redirect fits without its reason phrase (40 bytes); the IPv6 one (52) not at all.
+        let tight = try assertError(.tryAlternate, server(v4, 24), request, reason: "")
+        XCTAssertEqual(tight.address(of: .alternateServer, xor: false), v4)
+        let dropped = exchange(server(v6, 24), request.bytes)
+        XCTAssertEqual(dropped.action, .drop(.overBudget))
+        XCTAssertTrue(dropped.answer.isEmpty)
+    }
+
     // MARK: Authenticated requests (the counterpart of the unauthenticated cases)
 
     /// RFC 5780 §7.6: with valid long-term credentials PADDING is honoured, and the answer carries

@@ -58,10 +58,11 @@ final class TURNSecurityTests: XCTestCase {
     }
 
     static func makeCore(policy: PeerPolicy = PeerPolicy(), perUser: Int = 32, total: Int = 20_000, quota: TURNQuota? = nil,
-                         nonceLifetime: UInt64 = 600) -> Core {
+                         nonceLifetime: UInt64 = 600, maxPermissions: Int = 256, allowance: Int = 64) -> Core {
         let configuration = TURNConfiguration(
             authentication: authenticator(nonceLifetime: nonceLifetime), relayIPv6: true, maxAllocationsPerUser: perUser,
-            maxAllocations: total, peerPolicy: policy)
+            maxAllocations: total, maxPermissionsPerAllocation: maxPermissions, peerPolicy: policy,
+            amplificationAllowance: allowance)
         return Core(configuration: configuration,
                     quota: quota ?? TURNQuota(maxTotal: configuration.maxAllocations, maxPerUser: configuration.maxAllocationsPerUser))
     }
@@ -382,14 +383,19 @@ final class TURNSecurityTests: XCTestCase {
         ("::/128", ["::"], .reserved),
         ("::1/128", ["::1"], .loopback),
         ("100::/64", ["100::", "100::1", "100::ffff:ffff:ffff:ffff"], .reserved),
+        ("2001:2::/48", ["2001:2::", "2001:2::1", "2001:2:0:ffff:ffff:ffff:ffff:ffff"], .reserved),  // benchmarking
         ("2001:db8::/32", ["2001:db8::", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"], .documentation),
+        ("3fff::/20", ["3fff::", "3fff:abc::1", "3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff"], .documentation),  // RFC 9637
         ("fd00:ec2::254/128", ["fd00:ec2::254"], .metadata),
         ("fc00::/7", ["fc00::", "fc00::1", "fd12:3456::1", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"], .uniqueLocal),
         ("fe80::/10", ["fe80::", "fe80::1", "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff"], .linkLocal),
+        ("fec0::/10", ["fec0::", "fec0::1", "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"], .privateNetwork),  // site-local
         ("ff00::/8", ["ff00::", "ff02::1", "ff0e::101", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"], .multicast),
     ]
 
-    /// IPv4 inside IPv6: IPv4-mapped (::ffff:0:0/96) and NAT64 (64:ff9b::/96), judged by the IPv4 address.
+    /// IPv4 inside IPv6, judged by the IPv4 address: IPv4-mapped (::ffff:0:0/96), NAT64 (64:ff9b::/96),
+    /// local-use NAT64 (64:ff9b:1::/48, IPv4 last), 6to4 (2002::/16, IPv4 in bits 16–47), at both ends
+    /// of the IPv6 ranges.
     static let embeddedSamples: [(address: STUNAddress, text: String, reason: PeerPolicy.Denial)] = [
         (.v6(0, 0x0000_FFFF_0A00_0001, port: 3478), "::ffff:10.0.0.1", .privateNetwork),
         (.v6(0, 0x0000_FFFF_7F00_0001, port: 3478), "::ffff:127.0.0.1", .loopback),
@@ -399,6 +405,17 @@ final class TURNSecurityTests: XCTestCase {
         (.v6(0x0064_FF9B_0000_0000, 0x0000_0000_7F00_0001, port: 3478), "64:ff9b::7f00:1", .loopback),
         (.v6(0x0064_FF9B_0000_0000, 0x0000_0000_A9FE_A9FE, port: 3478), "64:ff9b::a9fe:a9fe", .metadata),
         (.v6(0x0064_FF9B_0000_0000, 0x0000_0000_AC10_0001, port: 3478), "64:ff9b::ac10:1", .privateNetwork),
+        (.v6(0x0064_FF9B_0001_0000, 0x0000_0000_0A00_0001, port: 3478), "64:ff9b:1::a00:1", .privateNetwork),
+        (.v6(0x0064_FF9B_0001_FFFF, 0xFFFF_FFFF_7F00_0001, port: 3478), "64:ff9b:1:ffff:ffff:ffff:7f00:1", .loopback),
+        (.v6(0x0064_FF9B_0001_0000, 0x0000_0000_A9FE_A9FE, port: 3478), "64:ff9b:1::a9fe:a9fe", .metadata),
+        (.v6(0x0064_FF9B_0001_1234, 0x0000_0000_6440_0001, port: 3478), "64:ff9b:1:1234::6440:1", .cgnat),
+        (.v6(0x2002_0A00_0001_0000, 0, port: 3478), "2002:a00:1::", .privateNetwork),
+        (.v6(0x2002_0A00_0001_FFFF, 0xFFFF_FFFF_FFFF_FFFF, port: 3478), "2002:a00:1:ffff:ffff:ffff:ffff:ffff", .privateNetwork),
+        (.v6(0x2002_7F00_0001_0000, 1, port: 3478), "2002:7f00:1::1", .loopback),
+        (.v6(0x2002_A9FE_A9FE_0000, 1, port: 3478), "2002:a9fe:a9fe::1", .metadata),
+        (.v6(0x2002_C0A8_0101_0000, 1, port: 3478), "2002:c0a8:101::1", .privateNetwork),
+        (.v6(0x2002_0000_0000_0000, 0, port: 3478), "2002::", .reserved),  // 0.0.0.0
+        (.v6(0x2002_E000_0001_0000, 1, port: 3478), "2002:e000:1::1", .multicast),
     ]
 
     /// Just outside the denied ranges, and ordinary public addresses: permitted.
@@ -407,7 +424,12 @@ final class TURNSecurityTests: XCTestCase {
         "169.253.255.255", "169.255.0.0", "172.15.255.255", "172.32.0.0", "191.255.255.255", "192.0.1.0", "192.0.3.0",
         "192.167.255.255", "192.169.0.0", "198.17.255.255", "198.20.0.0", "198.51.99.255", "198.51.101.0", "203.0.112.255",
         "203.0.114.0", "223.255.255.255", "2606:4700:4700::1111", "2001:db9::1", "2001:db7:ffff::1", "::2", "100:0:0:1::",
-        "fbff:ffff::1", "fec0::1", "ff::1",
+        "fbff:ffff::1", "ff::1",
+        // Around 2001:2::/48, 3fff::/20, 2002::/16 and 64:ff9b:1::/48.
+        "2001:1:ffff:ffff:ffff:ffff:ffff:ffff", "2001:2:1::", "3ffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "3fff:1000::",
+        "2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "2003::a00:1", "64:ff9b:2::a00:1", "64:ff9b:0:ffff::a00:1",
+        // 6to4 and local-use NAT64 of public IPv4 addresses are judged as those addresses.
+        "2002:808:808::1", "2002:101:101:ffff:ffff:ffff:ffff:ffff", "64:ff9b:1::808:808", "64:ff9b:1:ffff:ffff:ffff:101:101",
     ]
 
     static func parse(_ text: String) -> STUNAddress {
@@ -531,6 +553,29 @@ final class TURNSecurityTests: XCTestCase {
         XCTAssertTrue(a.hasPermission(Self.parse("10.1.3.4"), now: rig.now))
     }
 
+    /// 6to4 and local-use NAT64 wrap an IPv4 address the relayed packet may reach: judged as that address
+    /// by the allow list and the defaults, while a deny entry matches either form.
+    func testWrappedIPv4IsJudgedAsIPv4AndDenyMatchesEitherForm() {
+        let sixToFourOf10 = Self.parse("2002:a01:203::1")  // 10.1.2.3
+        let sixToFourOf8 = Self.parse("2002:808:808::1")  // 8.8.8.8
+        let localNAT64Of10 = Self.parse("64:ff9b:1::a01:203")
+        XCTAssertEqual(PeerPolicy().denial(for: sixToFourOf10), .privateNetwork)
+        XCTAssertEqual(PeerPolicy().denial(for: localNAT64Of10), .privateNetwork)
+        XCTAssertNil(PeerPolicy().denial(for: sixToFourOf8))
+        // Refusing 6to4 (or a local NAT64 prefix) as a whole, by its IPv6 prefix.
+        let noSixToFour = PeerPolicy(deny: [IPPrefix("2002::/16")!, IPPrefix("64:ff9b:1::/48")!])
+        XCTAssertEqual(noSixToFour.denial(for: sixToFourOf8), .configured)
+        XCTAssertEqual(noSixToFour.denial(for: Self.parse("64:ff9b:1::808:808")), .configured)
+        XCTAssertNil(noSixToFour.denial(for: Self.parse("8.8.8.8")))
+        // Or by the IPv4 prefix inside, which refuses every wrapping of it.
+        let no8 = PeerPolicy(deny: [IPPrefix("8.8.8.0/24")!])
+        XCTAssertEqual(no8.denial(for: sixToFourOf8), .configured)
+        XCTAssertEqual(no8.denial(for: Self.parse("64:ff9b:1::808:808")), .configured)
+        // Allowing an IPv4 prefix opens its wrappings; allowing the IPv6 wrapper does not open private IPv4 inside.
+        XCTAssertNil(PeerPolicy(allow: [IPPrefix("10.1.0.0/16")!]).denial(for: sixToFourOf10))
+        XCTAssertEqual(PeerPolicy(allow: [IPPrefix("2002::/16")!]).denial(for: sixToFourOf10), .privateNetwork)
+    }
+
     func testLoopbackSwitchOpensOnlyLoopback() throws {
         let policy = PeerPolicy(allowLoopback: true)
         for text in ["127.0.0.1", "127.255.255.254", "::1"] {
@@ -575,7 +620,7 @@ final class TURNSecurityTests: XCTestCase {
         }
         // Denied even when a permission exists for the same IPv4 address through an "allow" that was
         // later removed: the policy is checked on every Send, not only at CreatePermission time.
-        a.permissions[Self.parse("10.0.0.1").withPort(0)] = rig.now + 300_000
+        a.permit(Self.parse("10.0.0.1"), until: rig.now + 300_000)
         XCTAssertEqual(try rig.sendIndication(from: Self.clientA, to: Self.parse("10.0.0.1")).dropReason, .deniedPeer)
     }
 
@@ -651,6 +696,182 @@ final class TURNSecurityTests: XCTestCase {
         XCTAssertEqual(quota.total, 1)
         XCTAssertEqual(shard2.core.removeAll().count, 1)
         XCTAssertEqual(quota.total, 0)
+    }
+
+    // MARK: 4b. Permissions per allocation
+
+    /// Distinct public peers 11.0.0.1, 11.0.0.2, … (one permission each).
+    static func peers(_ range: Range<Int>) -> [STUNAddress] { range.map { .v4(0x0B00_0000 + UInt32($0) + 1, port: 3478) } }
+
+    /// One user could otherwise grow one allocation without bound (200,000 permissions ≈ +17 MB): past
+    /// `maxPermissionsPerAllocation` a CreatePermission or ChannelBind that adds a peer gets 508 and
+    /// installs nothing; refreshing a permission the allocation holds is always allowed.
+    func testPermissionCapIs508AndInstallsNothing() throws {
+        XCTAssertEqual(TURNConfiguration(authentication: Self.authenticator()).maxPermissionsPerAllocation, 256)
+        let rig = Rig(Self.makeCore(maxPermissions: 4))
+        let a = try rig.allocate(from: Self.clientA, as: Self.alice)
+        let p = Self.peers(0..<8)
+        XCTAssertTrue(try rig.createPermission(from: Self.clientA, as: Self.alice, peers: Array(p[0..<3])).isSuccess)
+        // The same IP twice (another port) is one permission: 3 + 1 fits.
+        XCTAssertTrue(try rig.createPermission(from: Self.clientA, as: Self.alice, peers: [p[0], p[3], p[3].withPort(9)]).isSuccess)
+        XCTAssertEqual(a.permissionCount, 4)
+        rig.now += 10_000
+        let held = a.permissions
+        // One new peer beyond the cap, alone or among held ones: 508, protected, nothing installed or refreshed.
+        for peers in [[p[4]], [p[0], p[1], p[4]], [p[4], p[5]]] {
+            let r = try rig.createPermission(from: Self.clientA, as: Self.alice, peers: peers)
+            XCTAssertEqual(r.code, 508, "\(peers)")
+            XCTAssertTrue(r.isProtected)
+            XCTAssertEqual(a.permissions, held, "all or nothing")
+        }
+        XCTAssertFalse(a.hasPermission(p[4], now: rig.now))
+        // ChannelBind installs a permission too: to a new peer it is refused, and binds no channel.
+        let bind = try rig.channelBind(from: Self.clientA, as: Self.alice, number: 0x4000, peer: p[5])
+        XCTAssertEqual(bind.code, 508)
+        XCTAssertEqual(a.channelCount, 0)
+        XCTAssertEqual(a.permissions, held)
+        // At the cap, held peers are refreshed (CreatePermission and ChannelBind alike).
+        XCTAssertTrue(try rig.createPermission(from: Self.clientA, as: Self.alice, peers: Array(p[0..<4])).isSuccess)
+        XCTAssertTrue(try rig.channelBind(from: Self.clientA, as: Self.alice, number: 0x4001, peer: p[2]).isSuccess)
+        XCTAssertEqual(a.permissions[p[0].withPort(0)], rig.now + 300_000)
+        XCTAssertEqual(a.permissionCount, 4)
+        // The cap is per allocation: another allocation of the same user has its own.
+        let b = try rig.allocate(from: Self.clientB, as: Self.alice)
+        XCTAssertTrue(try rig.createPermission(from: Self.clientB, as: Self.alice, peers: Array(p[4..<8])).isSuccess)
+        XCTAssertEqual(b.permissionCount, 4)
+        // Expired permissions make room even before the sweep has removed them.
+        rig.now += 300_001
+        XCTAssertEqual(a.permissionCount, 4, "not swept yet")
+        XCTAssertTrue(try rig.createPermission(from: Self.clientA, as: Self.alice, peers: Array(p[4..<8])).isSuccess)
+        XCTAssertEqual(a.permissionCount, 4)
+        XCTAssertTrue(a.hasPermission(p[7], now: rig.now))
+    }
+
+    /// With the default cap, installing thousands of permissions stops at 256 per allocation.
+    func testDefaultCapBoundsPermissionsOfOneAllocation() throws {
+        let rig = Rig(Self.makeCore())
+        let a = try rig.allocate(from: Self.clientA, as: Self.alice)
+        var refused = 0
+        for batch in 0..<40 {
+            let r = try rig.createPermission(from: Self.clientA, as: Self.alice, peers: Self.peers(batch * 50..<(batch + 1) * 50))
+            if r.code == 508 { refused += 1 } else { XCTAssertTrue(r.isSuccess) }
+        }
+        XCTAssertEqual(a.permissionCount, 250, "five batches of 50 fit, the sixth would pass 256")
+        XCTAssertEqual(refused, 35)
+        XCTAssertTrue(try rig.createPermission(from: Self.clientA, as: Self.alice, peers: Self.peers(250..<256)).isSuccess)
+        XCTAssertEqual(a.permissionCount, 256)
+        XCTAssertEqual(try rig.createPermission(from: Self.clientA, as: Self.alice, peers: Self.peers(256..<257)).code, 508)
+    }
+
+    /// The sweep skips an allocation's tables until something in them is due, and then drops exactly
+    /// what is: a permission refreshed after the earliest expiry was noted is kept.
+    func testSweepDropsExactlyWhatIsDue() throws {
+        let rig = Rig(Self.makeCore())
+        let a = try rig.allocate(from: Self.clientA, as: Self.alice)
+        let p = Self.peers(0..<3)
+        let t0 = rig.now
+        XCTAssertTrue(try rig.createPermission(from: Self.clientA, as: Self.alice, peers: [p[0]]).isSuccess)
+        XCTAssertTrue(try rig.channelBind(from: Self.clientA, as: Self.alice, number: 0x4000, peer: p[2]).isSuccess)
+        for second in 1...5 { XCTAssertTrue(rig.core.expire(now: t0 + UInt64(second) * 1000).isEmpty) }
+        XCTAssertEqual(a.permissionCount, 2)
+        // At t0 + 200 s p[0] is refreshed and p[1] added (both until t0 + 500 s). When t0 + 300 s passes,
+        // only the channel's permission for p[2] (installed at t0) is due; the refreshed p[0] stays.
+        rig.now = t0 + 200_000
+        XCTAssertTrue(try rig.createPermission(from: Self.clientA, as: Self.alice, peers: [p[0], p[1]]).isSuccess)
+        XCTAssertTrue(try rig.refresh(from: Self.clientA, as: Self.alice, lifetime: 3600).isSuccess)  // outlives the channel
+        XCTAssertTrue(rig.core.expire(now: t0 + 301_000).isEmpty)
+        XCTAssertEqual(Set(a.permissions.keys), [p[0].withPort(0), p[1].withPort(0)])
+        XCTAssertTrue(rig.core.expire(now: t0 + 499_999).isEmpty)
+        XCTAssertEqual(a.permissionCount, 2, "due at t0 + 500 s, not before")
+        XCTAssertTrue(rig.core.expire(now: t0 + 500_000).isEmpty)
+        XCTAssertEqual(a.permissionCount, 0)
+        // The channel (600 s) stays reserved through its cooldown (300 s more), then is released.
+        XCTAssertTrue(rig.core.expire(now: t0 + 899_000).isEmpty)
+        XCTAssertEqual(a.channelCount, 1)
+        XCTAssertTrue(rig.core.expire(now: t0 + 900_001).isEmpty)
+        XCTAssertEqual(a.channelCount, 0)
+    }
+
+    /// The sweep runs every second over every allocation: with nothing due it must not walk the
+    /// permission tables (it used to filter each one, every second: 20,000 allocations × 256 permissions
+    /// is five million entries a second for nothing). One allocation with 65,536 permissions, 200 sweeps:
+    /// walking them takes hundreds of milliseconds even on a fast machine, skipping them well under one.
+    func testSweepWithNothingDueDoesNotWalkThePermissions() throws {
+        let rig = Rig(Self.makeCore(maxPermissions: 65_536))
+        let a = try rig.allocate(from: Self.clientA, as: Self.alice)
+        XCTAssertTrue(try rig.refresh(from: Self.clientA, as: Self.alice, lifetime: 3600).isSuccess)
+        for i in 0..<65_536 { a.permit(.v4(0x0B00_0000 + UInt32(i), port: 0), until: rig.now + 300_000) }
+        let start = rig.now
+        for second in 1...200 { _ = rig.core.expire(now: start + UInt64(second) * 1000) }
+        XCTAssertEqual(a.permissionCount, 65_536)
+        XCTAssertEqual(a.permissionWalks, 0, "200 sweeps with nothing due walked the permission table")
+        // When they are due, one sweep walks the table once and drops them all.
+        XCTAssertTrue(rig.core.expire(now: start + 300_000).isEmpty)
+        XCTAssertEqual(a.permissionCount, 0)
+        XCTAssertEqual(a.permissionWalks, 1)
+    }
+
+    // MARK: 4c. Amplification of the challenge
+
+    /// The 401/438 challenge is unauthenticated, so it obeys the amplification bound like any answer. When
+    /// not even the bare challenge (ERROR-CODE, REALM, NONCE) fits, the request gets no answer at all.
+    func testChallengeBeyondTheAmplificationBudgetIsDropped() throws {
+        // Realm "parley.test" (12 bytes padded): the bare challenge to a bare 20-byte Allocate is 64 bytes.
+        let bare = LongTermAuthenticator.challengeLength(realm: Self.realm, advertiseAlgorithms: false, fingerprint: false)
+        XCTAssertEqual(bare, 64)
+        for allowance in [24, 43] {
+            let rig = Rig(Self.makeCore(allowance: allowance))
+            for (what, fingerprint, transport) in [("bare", false, false), ("FINGERPRINT", true, false),
+                                                   ("REQUESTED-TRANSPORT", false, true), ("both", true, true)] {
+                let request = Self.message(.allocate, fingerprint: fingerprint) { w, b in
+                    if transport { w.append(.requestedTransport, [17, 0, 0, 0], into: &b) }
+                }
+                let challenge = LongTermAuthenticator.challengeLength(realm: Self.realm, advertiseAlgorithms: false,
+                                                                      fingerprint: fingerprint)
+                let r = try rig.send(request, from: Self.clientA)
+                if challenge <= request.readableBytes + allowance {
+                    XCTAssertEqual(r.code, 401, "allowance \(allowance), \(what)")
+                } else {
+                    XCTAssertEqual(r.dropReason, .overBudget, "allowance \(allowance), \(what)")
+                    XCTAssertNil(r.answer)
+                }
+            }
+            XCTAssertEqual(rig.core.allocationCount, 0)
+        }
+        // At exactly the bound the bare challenge goes out, with nothing optional (PASSWORD-ALGORITHMS).
+        let rig = Rig(Self.makeCore(allowance: 44))
+        let r = try rig.send(Self.message(.allocate, fingerprint: false), from: Self.clientA)
+        XCTAssertEqual(r.code, 401)
+        XCTAssertEqual(r.answer?.length, 64)
+        XCTAssertNil(r.answer?.value(of: .passwordAlgorithms))
+        // With the default allowance and a usual Allocate (REQUESTED-TRANSPORT, FINGERPRINT: 36 bytes) it
+        // carries PASSWORD-ALGORITHMS and the feature cookie, and is exactly as long as challengeLength
+        // says (so the budget arithmetic matches what is written).
+        let usual = Self.message(.allocate) { w, b in w.append(.requestedTransport, [17, 0, 0, 0], into: &b) }
+        let full = try Rig(Self.makeCore()).send(usual, from: Self.clientA)
+        XCTAssertNotNil(full.answer?.value(of: .passwordAlgorithms))
+        XCTAssertEqual(full.answer?.length,
+                       LongTermAuthenticator.challengeLength(realm: Self.realm, advertiseAlgorithms: true, fingerprint: true))
+    }
+
+    /// A 438 (stale nonce) is a challenge too; here it fits, since a request that carries a nonce is long.
+    func testStaleNonceChallengeWithSmallAllowance() throws {
+        let rig = Rig(Self.makeCore(nonceLifetime: 600, allowance: 44))
+        let nonce = try rig.nonce(for: Self.clientA)
+        rig.now += 601_000
+        let r = try rig.send(Self.message(.allocate, credential: Self.alice, nonce: nonce) { w, b in
+            w.append(.requestedTransport, [17, 0, 0, 0], into: &b)
+        }, from: Self.clientA)
+        XCTAssertEqual(r.code, 438)
+    }
+
+    /// Every reason a TURN message or datagram is dropped has its metric series (the shard looks them up,
+    /// never creates them per packet).
+    func testEveryDropReasonAndDenialHasAMetric() {
+        let metrics = TURNMetrics()
+        for reason in TURNDropReason.allCases { XCTAssertNotNil(metrics.drops[reason], reason.rawValue) }
+        for denial in PeerPolicy.Denial.allCases { XCTAssertNotNil(metrics.denials[denial], denial.rawValue) }
+        XCTAssertEqual(TURNDropReason.overBudget.rawValue, "over_budget")
     }
 
     // MARK: 5. Flood of unauthenticated Allocates from spoofed sources
@@ -882,23 +1103,45 @@ final class TURNSecurityTests: XCTestCase {
         XCTAssertNil(rig.core.allocation(for: b))
         XCTAssertEqual(rig.core.quota.total, 1)
 
-        // LIFETIME of the wrong length: refused (400) or ignored (the default lifetime), never read as
-        // something else — in particular a Refresh's bad LIFETIME never deletes the allocation.
-        for value: [UInt8] in [[], [0, 0], [0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0], [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]] {
-            let (r, made) = try rig.tryAllocate(from: b, as: Self.alice, dual: false) { w, buf in w.append(.lifetime, value, into: &buf) }
-            if let made {
-                XCTAssertEqual(r.answer?.value(of: .lifetime).flatMap { $0.getInteger(at: $0.readerIndex, as: UInt32.self) },
-                               rig.core.configuration.defaultLifetime, "Allocate LIFETIME \(value)")
-                XCTAssertEqual(made.expiry, rig.now + UInt64(rig.core.configuration.defaultLifetime) * 1000)
-                rig.core.remove(b)
-            } else {
-                XCTAssertEqual(r.code, 400, "Allocate LIFETIME \(value)")
+        // LIFETIME of the wrong length (RFC 8656 §18.2: 32 bits) is malformed: 400, not silently the default
+        // lifetime, and never read as something else — in particular a Refresh's bad LIFETIME changes nothing.
+        for value: [UInt8] in [[], [0, 0], [0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0],
+                               [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]] {
+            try expect400(.allocate, from: b, "Allocate LIFETIME \(value)") { _, w, buf in
+                w.append(.requestedTransport, [17, 0, 0, 0], into: &buf)
+                w.append(.lifetime, value, into: &buf)
             }
-            let refresh = try rig.request(.refresh, from: Self.clientA, as: Self.alice) { w, buf in w.append(.lifetime, value, into: &buf) }
-            XCTAssertTrue(refresh.isSuccess || refresh.code == 400, "Refresh LIFETIME \(value): \(String(describing: refresh.code))")
+            XCTAssertNil(rig.core.allocation(for: b), "Allocate LIFETIME \(value)")
+            let expiry = a.expiry
+            try expect400(.refresh, "Refresh LIFETIME \(value)") { _, w, buf in w.append(.lifetime, value, into: &buf) }
             XCTAssertTrue(rig.core.allocation(for: Self.clientA) === a, "Refresh LIFETIME \(value) kept the allocation")
-            XCTAssertLessThanOrEqual(a.expiry, rig.now + UInt64(rig.core.configuration.maxLifetime) * 1000)
+            XCTAssertEqual(a.expiry, expiry, "Refresh LIFETIME \(value) changed nothing")
         }
+        // REQUESTED-ADDRESS-FAMILY of the wrong length (4 bytes: family, 3 reserved) is malformed too: 400,
+        // not 440 (family not supported) or 443 (family mismatch), whatever its first byte.
+        for value: [UInt8] in [[], [1], [2], [1, 0], [1, 0, 0], [2, 0, 0], [1, 0, 0, 0, 0], [2, 0, 0, 0, 0, 0, 0, 0]] {
+            try expect400(.allocate, from: b, "Allocate REQUESTED-ADDRESS-FAMILY \(value)") { _, w, buf in
+                w.append(.requestedTransport, [17, 0, 0, 0], into: &buf)
+                w.append(.requestedAddressFamily, value, into: &buf)
+            }
+            XCTAssertNil(rig.core.allocation(for: b), "Allocate REQUESTED-ADDRESS-FAMILY \(value)")
+            let expiry = a.expiry
+            try expect400(.refresh, "Refresh REQUESTED-ADDRESS-FAMILY \(value)") { _, w, buf in
+                w.append(.requestedAddressFamily, value, into: &buf)
+                w.append(.lifetime, uint32: 0, into: &buf)
+            }
+            XCTAssertTrue(rig.core.allocation(for: Self.clientA) === a, "Refresh REQUESTED-ADDRESS-FAMILY \(value) deleted nothing")
+            XCTAssertEqual(a.expiry, expiry)
+        }
+        XCTAssertEqual(rig.core.quota.total, 1)
+        // Well-formed, they still work (the refusals above are about the length).
+        rig.now += 1000
+        let refreshed = try rig.request(.refresh, from: Self.clientA, as: Self.alice) { w, buf in
+            w.append(.requestedAddressFamily, [1, 0, 0, 0], into: &buf)
+            w.append(.lifetime, uint32: 900, into: &buf)
+        }
+        XCTAssertTrue(refreshed.isSuccess)
+        XCTAssertEqual(a.expiry, rig.now + 900_000)
 
         // Send indications: malformed ones are dropped silently.
         XCTAssertTrue(try rig.createPermission(from: Self.clientA, as: Self.alice, peers: [peer]).isSuccess)

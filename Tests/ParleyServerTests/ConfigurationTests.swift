@@ -1,3 +1,7 @@
+import CoreMetrics
+import Foundation
+import Logging
+import ParleyRelay
 import XCTest
 
 @testable import ParleyServer
@@ -77,6 +81,52 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertThrowsError(try apply("stun.listen = 127.0.0.1\nstun.alternate_address = 127.0.0.2\nstun.alternate_port = 0"))
         XCTAssertNoThrow(try apply("stun.listen = 127.0.0.1\nstun.alternate_address = 127.0.0.2\nstun.alternate_port = 3479"))
         XCTAssertThrowsError(try apply("stun.require_auth = yes"))
+    }
+
+    /// A secret file (mode 0600) for configurations that need credentials.
+    private func secretFile() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("parley-secret-\(UUID().uuidString)").path
+        try "s3cret\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    /// With credentials, an unauthenticated request gets a 401/438 challenge, which must fit the
+    /// amplification allowance for the smallest (20-byte) request: 32 bytes plus the realm rounded up to 4.
+    /// A combination where it never can (the cores would drop every challenge) is refused at start.
+    func testAmplificationAllowanceTooSmallForTheChallengeIsRefused() throws {
+        let secrets = try secretFile()
+        for (allowance, realm, ok) in [(24, "parley", false), (39, "parley", false), (40, "parley", true),
+                                       (63, String(repeating: "r", count: 32), false), (64, String(repeating: "r", count: 32), true),
+                                       (44, "parley.test", true), (43, "parley.test", false)] {
+            let text = "stun.auth_secret_file = \(secrets)\nstun.realm = \(realm)\nstun.amplification_allowance = \(allowance)\n"
+            if ok {
+                XCTAssertNoThrow(try apply(text), "\(allowance), \(realm)")
+            } else {
+                XCTAssertThrowsError(try apply(text), "\(allowance), \(realm)") { error in
+                    let message = (error as? ConfigError)?.message ?? ""
+                    XCTAssertTrue(message.contains("stun.amplification_allowance \(allowance) is too small"), message)
+                    XCTAssertTrue(message.contains("at least \(32 + (realm.utf8.count + 3) / 4 * 4)"), message)
+                }
+            }
+        }
+        // TURN (its own credentials) challenges too.
+        let users = try secretFile()
+        XCTAssertThrowsError(try apply("turn.enabled = yes\nturn.users_file = \(users)\nturn.relay_ipv4 = 127.0.0.1\nstun.amplification_allowance = 24"))
+        // Without credentials no challenge is ever sent: any allowance the key accepts is fine.
+        XCTAssertEqual(try apply("stun.amplification_allowance = 24").stunAmplificationAllowance, 24)
+    }
+
+    func testMaxPermissionsKeyReachesTheTURNCore() throws {
+        XCTAssertEqual(ServerConfiguration().turnMaxPermissions, 256)
+        assertRefused("turn.max_permissions = 0", line: 1, contains: "1...65536")
+        let secrets = try secretFile()
+        let c = try apply("turn.enabled = yes\nstun.auth_secret_file = \(secrets)\nturn.relay_ipv4 = 127.0.0.1\nturn.max_permissions = 17")
+        XCTAssertEqual(c.turnMaxPermissions, 17)
+        let turn = try XCTUnwrap(try ParleyServerInstance.turnContext(c, logger: Logger(label: "test"), factory: NOOPMetricsHandler.instance))
+        XCTAssertEqual(turn.configuration.maxPermissionsPerAllocation, 17)
+        XCTAssertEqual(turn.configuration.amplificationAllowance, 64)
     }
 
     func testEveryKeyHasAFlagAndTheExampleFileDocumentsEveryKey() throws {

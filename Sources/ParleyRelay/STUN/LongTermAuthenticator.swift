@@ -85,6 +85,18 @@ public struct LongTermAuthenticator: Sendable {
     /// The PASSWORD-ALGORITHMS value this server advertises: SHA-256 first (preferred), then MD5.
     public static let passwordAlgorithmsValue: [UInt8] = [0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00]
 
+    /// Bytes of a 401/438 challenge: the 20-byte header, ERROR-CODE with an empty reason (8), REALM,
+    /// NONCE (``makeNonce(source:now:advertiseAlgorithms:)``: 16 characters, or 29 with the feature
+    /// cookie), PASSWORD-ALGORITHMS when advertised, FINGERPRINT when the request had one. Both cores
+    /// weigh it against the amplification budget before writing, and the configuration refuses an
+    /// allowance too small for the bare challenge to the smallest request, so the two cannot disagree.
+    public static func challengeLength(realm: String, advertiseAlgorithms: Bool, fingerprint: Bool) -> Int {
+        func padded(_ n: Int) -> Int { (n + 3) & ~3 }
+        let nonce = advertiseAlgorithms ? featureCookie.utf8.count + passwordAlgorithmsFeature.utf8.count + 16 : 16
+        return 20 + 8 + (4 + padded(realm.utf8.count)) + (4 + padded(nonce))
+            + (advertiseAlgorithms ? 4 + passwordAlgorithmsValue.count : 0) + (fingerprint ? 8 : 0)
+    }
+
     /// RFC 8489 §9.2.4, for a request from `source` at unix time `now`.
     public func verify(_ request: STUNMessage, source: STUNAddress, now: UInt64) -> Verdict {
         let hasMI = request.messageIntegrityOffset != nil || request.messageIntegritySHA256Offset != nil

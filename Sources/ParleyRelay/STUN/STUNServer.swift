@@ -43,6 +43,10 @@ public struct STUNServer: Sendable {
         case classicNonBinding
         /// A malformed response/indication, which gets no error answer.
         case malformedNonRequest
+        /// An unauthenticated request whose smallest possible answer would exceed the amplification
+        /// budget (request + allowance): a 401/438 challenge with a long realm or a small allowance, or
+        /// a 300 whose ALTERNATE-SERVER does not fit. Silence is the only answer within the bound.
+        case overBudget
     }
 
     /// Handles one message. `out` receives the answer's bytes (appended at its writer index).
@@ -75,6 +79,9 @@ public struct STUNServer: Sendable {
             case .badRequest:
                 return error(.badRequest, to: message, source: source, endpoint: endpoint, budget: budget, into: &out)
             case .challenge, .staleNonce:
+                guard LongTermAuthenticator.challengeLength(realm: auth.realm, advertiseAlgorithms: false,
+                                                            fingerprint: fingerprint) <= budget
+                else { return .drop(.overBudget) }
                 let code: STUNErrorCode = if case .staleNonce = verdict { .staleNonce } else { .unauthenticated }
                 let w = STUNMessageWriter(responseTo: header, messageClass: .errorResponse, into: &out)
                 w.appendErrorCode(code, reason: "", into: &out)
@@ -113,8 +120,16 @@ public struct STUNServer: Sendable {
 
         // RFC 8489 §10: redirect.
         if let alternate = configuration.alternateServer, integrity != nil || configuration.alternateServerForUnauthenticated {
+            // Unauthenticated, the 300 is held to the budget like any answer: the reason phrase goes
+            // first, and without room for ALTERNATE-SERVER there is no answer at all.
+            var reason = STUNErrorCode.tryAlternate.reason
+            if integrity == nil {
+                let bare = 20 + 8 + 4 + alternate.encodedLength + (fingerprint ? 8 : 0)
+                guard bare <= budget else { return .drop(.overBudget) }
+                if bare + ((reason.utf8.count + 3) & ~3) > budget { reason = "" }
+            }
             let w = STUNMessageWriter(responseTo: header, messageClass: .errorResponse, into: &out)
-            w.appendErrorCode(.tryAlternate, into: &out)
+            w.appendErrorCode(.tryAlternate, reason: reason, into: &out)
             w.append(.alternateServer, address: alternate, xor: false, into: &out)
             finish(w, integrity: integrity, fingerprint: fingerprint, into: &out)
             return .respond(to: source, from: endpoint, outcome: .error(.tryAlternate))

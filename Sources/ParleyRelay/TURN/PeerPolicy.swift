@@ -64,8 +64,13 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
 /// networks behind it). Deny by default for every range that is not the public Internet.
 ///
 /// Order of decision: an address in ``deny`` is refused; else one in ``allow`` is permitted; else one in a
-/// default-denied range (``defaultDenied``) is refused; else it is permitted. IPv4-mapped
-/// (::ffff:0:0/96) and NAT64 (64:ff9b::/96) IPv6 addresses are judged by the IPv4 address inside them.
+/// default-denied range (``defaultDenied``) is refused; else it is permitted.
+///
+/// IPv6 addresses that carry an IPv4 address the packet may end up at are judged by that IPv4 address,
+/// so they cannot be used to reach a range refused in IPv4: IPv4-mapped (::ffff:0:0/96), NAT64
+/// (64:ff9b::/96 and the local-use 64:ff9b:1::/48, the IPv4 in the last 32 bits) and 6to4 (2002::/16,
+/// the IPv4 in bits 16–47). ``deny`` matches either form (an operator may refuse 2002::/16 as a whole);
+/// ``allow`` and the defaults see the IPv4 address.
 public struct PeerPolicy: Sendable {
     public var allow: [IPPrefix]
     public var deny: [IPPrefix]
@@ -91,22 +96,36 @@ public struct PeerPolicy: Sendable {
         ("172.16.0.0/12", .privateNetwork), ("192.0.0.0/24", .reserved), ("192.0.2.0/24", .documentation),
         ("192.168.0.0/16", .privateNetwork), ("198.18.0.0/15", .reserved), ("198.51.100.0/24", .documentation),
         ("203.0.113.0/24", .documentation), ("224.0.0.0/4", .multicast), ("240.0.0.0/4", .reserved),
-        ("::/128", .reserved), ("::1/128", .loopback), ("100::/64", .reserved), ("2001:db8::/32", .documentation),
-        ("fd00:ec2::254/128", .metadata), ("fc00::/7", .uniqueLocal), ("fe80::/10", .linkLocal),
-        ("ff00::/8", .multicast),
+        ("::/128", .reserved), ("::1/128", .loopback), ("100::/64", .reserved), ("2001:2::/48", .reserved),
+        ("2001:db8::/32", .documentation), ("3fff::/20", .documentation), ("fd00:ec2::254/128", .metadata),
+        ("fc00::/7", .uniqueLocal), ("fe80::/10", .linkLocal), ("fec0::/10", .privateNetwork), ("ff00::/8", .multicast),
     ] as [(String, Denial)]).map { (IPPrefix($0.0)!, $0.1) }
 
     /// Built from values, not text: parsing "::ffff:0:0" yields an IPv4 address.
     static let mappedV4 = IPPrefix(.v6(0, 0x0000_FFFF_0000_0000, port: 0), length: 96)
     static let nat64 = IPPrefix(.v6(0x0064_FF9B_0000_0000, 0, port: 0), length: 96)
+    /// RFC 8215 local-use NAT64. Operators may subdivide it at any RFC 6052 length; like 64:ff9b::/96 it
+    /// is read as a /96 (IPv4 last). Another layout is best refused with ``deny``.
+    static let localNAT64 = IPPrefix(.v6(0x0064_FF9B_0001_0000, 0, port: 0), length: 48)
+    /// RFC 3056 6to4: 2002:AABB:CCDD::/48 is the site behind IPv4 AA.BB.CC.DD.
+    static let sixToFour = IPPrefix(.v6(0x2002_0000_0000_0000, 0, port: 0), length: 16)
+
+    /// The IPv4 address an IPv6 address stands for (see the type's comment), if any.
+    static func embeddedIPv4(_ address: STUNAddress) -> STUNAddress? {
+        guard case .v6(let h, let l, _) = address else { return nil }
+        if mappedV4.contains(address) || nat64.contains(address) || localNAT64.contains(address) {
+            return .v4(UInt32(truncatingIfNeeded: l), port: 0)
+        }
+        if sixToFour.contains(address) { return .v4(UInt32(truncatingIfNeeded: h >> 16), port: 0) }
+        return nil
+    }
 
     /// nil if `peer` may be relayed to, else why not.
     public func denial(for peer: STUNAddress) -> Denial? {
-        var address = peer.withPort(0)
-        if case .v6(_, let l, _) = address, Self.mappedV4.contains(address) || Self.nat64.contains(address) {
-            address = .v4(UInt32(truncatingIfNeeded: l), port: 0)
-        }
-        if deny.contains(where: { $0.contains(address) }) { return .configured }
+        let original = peer.withPort(0)
+        let embedded = Self.embeddedIPv4(original)
+        let address = embedded ?? original
+        if deny.contains(where: { $0.contains(address) || $0.contains(original) }) { return .configured }
         if allow.contains(where: { $0.contains(address) }) { return nil }
         for (prefix, reason) in Self.defaultDenied where prefix.contains(address) {
             if reason == .loopback && allowLoopback { return nil }

@@ -47,6 +47,9 @@ public enum TURNDropReason: String, Sendable, CaseIterable {
     case pending
     /// A datagram larger than the relay forwards (it would have been truncated).
     case oversize
+    /// An unauthenticated request whose smallest possible answer (the 401/438 challenge) would exceed
+    /// the amplification budget (request + allowance): silence is the only answer within it.
+    case overBudget = "over_budget"
 }
 
 /// One allocation (RFC 8656 §2.2): relayed addresses, permissions, channels, lifetime. It belongs to
@@ -67,11 +70,17 @@ public final class TURNAllocation<Relay> {
     /// What the Allocate success carried besides addresses and lifetime, to repeat to a retransmission.
     var additionalRefused: STUNErrorCode?
     var reservationToken: UInt64?
-    /// Permissions by peer IP (port 0), value = expiry.
-    var permissions: [STUNAddress: UInt64] = [:]
-    var channels: [UInt16: ChannelBinding] = [:]
-    var channelByPeer: [STUNAddress: UInt16] = [:]
+    /// Permissions by peer IP (port 0), value = expiry. Written through ``permit(_:until:)`` only, which
+    /// keeps ``nextPermissionExpiry``.
+    private(set) var permissions: [STUNAddress: UInt64] = [:]
+    private(set) var channels: [UInt16: ChannelBinding] = [:]
+    private(set) var channelByPeer: [STUNAddress: UInt16] = [:]
     var bucket: TokenBucket?
+    /// No permission expires before this, and no channel's cooldown ends before ``nextChannelRelease``
+    /// (lower bounds: a refresh may push the real earliest later). The once-a-second sweep looks at the
+    /// tables only once one of them has passed, so an allocation with nothing due costs two comparisons.
+    private var nextPermissionExpiry = UInt64.max
+    private var nextChannelRelease = UInt64.max
 
     struct ChannelBinding {
         let peer: STUNAddress
@@ -99,6 +108,38 @@ public final class TURNAllocation<Relay> {
     func hasPermission(_ peer: STUNAddress, now: UInt64) -> Bool {
         guard let expiry = permissions[peer.withPort(0)] else { return false }
         return expiry > now
+    }
+
+    /// Installs or refreshes the permission for a peer IP (port ignored) until `expiry`.
+    func permit(_ peer: STUNAddress, until expiry: UInt64) {
+        permissions[peer.withPort(0)] = expiry
+        nextPermissionExpiry = min(nextPermissionExpiry, expiry)
+    }
+
+    /// Whether permissions for all of `peers` fit within `limit` per allocation. A peer IP already held
+    /// costs nothing (refreshing is always allowed); a peer named twice counts once. Expired permissions
+    /// the sweep has not reached yet are dropped first rather than counted against the client.
+    func hasRoom(for peers: [STUNAddress], limit: Int, now: UInt64) -> Bool {
+        func added() -> Int {
+            var new = Set<STUNAddress>()
+            for p in peers where permissions[p.withPort(0)] == nil { new.insert(p.withPort(0)) }
+            return new.count
+        }
+        if permissions.count + added() <= limit { return true }
+        guard nextPermissionExpiry <= now else { return false }
+        sweepPermissions(now: now)
+        return permissions.count + added() <= limit
+    }
+
+    /// Binds `number` to `binding.peer`, releasing the number's previous peer (the caller checked that
+    /// neither is still reserved for something else).
+    func bind(_ number: UInt16, _ binding: ChannelBinding) {
+        if let stale = channels[number], stale.peer != binding.peer, channelByPeer[stale.peer] == number {
+            channelByPeer[stale.peer] = nil
+        }
+        channels[number] = binding
+        channelByPeer[binding.peer] = number
+        nextChannelRelease = min(nextChannelRelease, binding.cooldownEnd)
     }
 
     /// How data from `peer` reaches the client (RFC 8656 §11.3, §12.6).
@@ -140,13 +181,37 @@ public final class TURNAllocation<Relay> {
         relays.first { $0.address.isIPv4 == peer.isIPv4 }
     }
 
-    /// Drops expired permissions and channels whose cooldown is over.
+    /// Drops expired permissions and channels whose cooldown is over; nothing is looked at until the
+    /// earliest of them is due.
     func sweep(now: UInt64) {
-        permissions = permissions.filter { $0.value > now }
-        for (number, binding) in channels where binding.cooldownEnd <= now {
-            channels[number] = nil
-            if channelByPeer[binding.peer] == number { channelByPeer[binding.peer] = nil }
+        sweepPermissions(now: now)
+        guard nextChannelRelease <= now else { return }
+        // Collected first, then removed: removing while iterating would copy the table.
+        var released: [(UInt16, STUNAddress)] = []
+        var next = UInt64.max
+        for (number, binding) in channels {
+            if binding.cooldownEnd <= now { released.append((number, binding.peer)) } else { next = min(next, binding.cooldownEnd) }
         }
+        for (number, peer) in released {
+            channels[number] = nil
+            if channelByPeer[peer] == number { channelByPeer[peer] = nil }
+        }
+        nextChannelRelease = next
+    }
+
+    /// How many times the sweep walked the permission table (tests check it walks only when one is due).
+    private(set) var permissionWalks = 0
+
+    private func sweepPermissions(now: UInt64) {
+        guard nextPermissionExpiry <= now else { return }
+        permissionWalks += 1
+        var expired: [STUNAddress] = []
+        var next = UInt64.max
+        for (peer, expiry) in permissions {
+            if expiry <= now { expired.append(peer) } else { next = min(next, expiry) }
+        }
+        for peer in expired { permissions[peer] = nil }
+        nextPermissionExpiry = next
     }
 }
 

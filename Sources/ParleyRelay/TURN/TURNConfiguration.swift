@@ -26,6 +26,10 @@ public struct TURNConfiguration: Sendable {
     /// Quotas: allocations per username (486 beyond) and in total on this server (508 beyond).
     public var maxAllocationsPerUser: Int
     public var maxAllocations: Int
+    /// Permissions (peer IPs, ChannelBind's included) one allocation may hold at once; a request that
+    /// would install more gets 508 and installs nothing. Without it one authenticated client could grow
+    /// its allocation without bound (each permission is memory, and work for the sweep).
+    public var maxPermissionsPerAllocation: Int
     /// Per-allocation bandwidth cap in bytes per second, both directions together; nil = none.
     public var bandwidthLimit: Int?
     public var peerPolicy: PeerPolicy
@@ -37,8 +41,8 @@ public struct TURNConfiguration: Sendable {
                 permissionLifetime: UInt64 = 300_000, channelLifetime: UInt64 = 600_000, channelCooldown: UInt64 = 300_000,
                 reservationLifetime: UInt64 = 30_000, relayIPv4: Bool = true, relayIPv6: Bool = false,
                 externalIPv4: STUNAddress? = nil, externalIPv6: STUNAddress? = nil, maxAllocationsPerUser: Int = 32,
-                maxAllocations: Int = 20_000, bandwidthLimit: Int? = nil, peerPolicy: PeerPolicy = PeerPolicy(),
-                software: String? = "parley", amplificationAllowance: Int = 64) {
+                maxAllocations: Int = 20_000, maxPermissionsPerAllocation: Int = 256, bandwidthLimit: Int? = nil,
+                peerPolicy: PeerPolicy = PeerPolicy(), software: String? = "parley", amplificationAllowance: Int = 64) {
         self.authentication = authentication
         self.defaultLifetime = defaultLifetime
         self.maxLifetime = maxLifetime
@@ -52,6 +56,7 @@ public struct TURNConfiguration: Sendable {
         self.externalIPv6 = externalIPv6
         self.maxAllocationsPerUser = maxAllocationsPerUser
         self.maxAllocations = maxAllocations
+        self.maxPermissionsPerAllocation = maxPermissionsPerAllocation
         self.bandwidthLimit = bandwidthLimit
         self.peerPolicy = peerPolicy
         self.software = software

@@ -126,6 +126,11 @@ public struct TURNServer<Relay> {
         let even = m.value(of: .evenPort)
         let requested = m.value(of: .requestedAddressFamily)
         let additional = m.value(of: .additionalAddressFamily)
+        // A malformed LIFETIME or REQUESTED-ADDRESS-FAMILY is a bad request, not a request for the default
+        // lifetime or for a family we lack (which would tell the client to retry with another family).
+        if Self.malformedLifetime(m) || requested.map({ $0.readableBytes != 4 }) == true {
+            return error(.badRequest, ctx, into: &out)
+        }
         var reservationToken: UInt64?
         if let token {
             guard token.readableBytes == 8, even == nil, requested == nil, additional == nil else {
@@ -239,7 +244,9 @@ public struct TURNServer<Relay> {
     private mutating func refresh(_ ctx: Context, into out: inout ByteBuffer) -> Action {
         guard let a = live(ctx) else { return error(.allocationMismatch, ctx, into: &out) }
         guard a.username == ctx.username else { return error(.wrongCredentials, ctx, into: &out) }
+        if Self.malformedLifetime(ctx.message) { return error(.badRequest, ctx, into: &out) }
         if let requested = ctx.message.value(of: .requestedAddressFamily) {
+            guard requested.readableBytes == 4 else { return error(.badRequest, ctx, into: &out) }
             guard let family = Self.family(requested), a.relays.contains(where: { $0.address.family == family.rawValue }) else {
                 return error(.peerAddressFamilyMismatch, ctx, into: &out)
             }
@@ -255,8 +262,13 @@ public struct TURNServer<Relay> {
         return .respond(outcome: .success)
     }
 
+    /// LIFETIME is a 32-bit value (RFC 8656 §18.2); any other length makes the request malformed (400).
+    static func malformedLifetime(_ m: STUNMessage) -> Bool {
+        m.value(of: .lifetime).map { $0.readableBytes != 4 } ?? false
+    }
+
     /// §7.2/§8.2: min(requested, maximum), but at least the default (for a Refresh too); a Refresh asking
-    /// for 0 deletes.
+    /// for 0 deletes. The caller has refused a malformed LIFETIME.
     private func grantedLifetime(_ m: STUNMessage, refresh: Bool) -> UInt32 {
         guard let v = m.value(of: .lifetime), v.readableBytes == 4, let requested = v.getInteger(at: v.readerIndex, as: UInt32.self) else {
             return configuration.defaultLifetime
@@ -294,7 +306,11 @@ public struct TURNServer<Relay> {
         for peer in peers {
             if let refusal = check(peer, for: a, ctx, into: &out) { return refusal }
         }
-        for peer in peers { a.permissions[peer.withPort(0)] = ctx.now + configuration.permissionLifetime }
+        // Each permission costs memory and sweep time: one client must not grow its allocation without bound.
+        guard a.hasRoom(for: peers, limit: configuration.maxPermissionsPerAllocation, now: ctx.now) else {
+            return error(.insufficientCapacity, ctx, into: &out)
+        }
+        for peer in peers { a.permit(peer, until: ctx.now + configuration.permissionLifetime) }
         let w = STUNMessageWriter(responseTo: ctx.message.header, messageClass: .successResponse, into: &out)
         finish(w, ctx, into: &out)
         return .respond(outcome: .success)
@@ -330,14 +346,14 @@ public struct TURNServer<Relay> {
         if let other = a.channelByPeer[peer], other != number, let b = a.channels[other], b.cooldownEnd > now {
             return error(.badRequest, ctx, into: &out)
         }
-        if let stale = a.channels[number], stale.peer != peer, a.channelByPeer[stale.peer] == number {
-            a.channelByPeer[stale.peer] = nil
+        // The binding installs the peer's permission, which counts against the cap as CreatePermission's do.
+        guard a.hasRoom(for: [peer], limit: configuration.maxPermissionsPerAllocation, now: now) else {
+            return error(.insufficientCapacity, ctx, into: &out)
         }
         let expiry = now + configuration.channelLifetime
-        a.channels[number] = TURNAllocation<Relay>.ChannelBinding(
-            peer: peer, peerSocketAddress: peer.socketAddress(), expiry: expiry, cooldownEnd: expiry + configuration.channelCooldown)
-        a.channelByPeer[peer] = number
-        a.permissions[peer.withPort(0)] = now + configuration.permissionLifetime
+        a.bind(number, TURNAllocation<Relay>.ChannelBinding(
+            peer: peer, peerSocketAddress: peer.socketAddress(), expiry: expiry, cooldownEnd: expiry + configuration.channelCooldown))
+        a.permit(peer, until: now + configuration.permissionLifetime)
         let w = STUNMessageWriter(responseTo: m.header, messageClass: .successResponse, into: &out)
         finish(w, ctx, into: &out)
         return .respond(outcome: .success)
@@ -385,14 +401,11 @@ public struct TURNServer<Relay> {
     /// Returns the removed ones, whose relay sockets the caller closes.
     public mutating func expire(now: UInt64) -> [TURNAllocation<Relay>] {
         var gone: [TURNAllocation<Relay>] = []
-        for (key, a) in allocations {
-            if a.expiry <= now && !a.pending {
-                gone.append(a)
-                remove(key)
-            } else {
-                a.sweep(now: now)
-            }
+        for a in allocations.values {
+            if a.expiry <= now && !a.pending { gone.append(a) } else { a.sweep(now: now) }
         }
+        // Removed after the walk: removing while iterating would copy the whole table.
+        for a in gone { remove(a.client) }
         return gone
     }
 
@@ -469,12 +482,15 @@ public struct TURNServer<Relay> {
     }
 
     /// 401 or 438 with REALM and a fresh NONCE; PASSWORD-ALGORITHMS (and the nonce's feature cookie)
-    /// when that still fits the amplification budget.
+    /// when that still fits the amplification budget. When not even the bare challenge fits (a small
+    /// allowance, a long realm), nothing is sent: an unauthenticated answer never exceeds the budget.
     private func challenge(_ code: STUNErrorCode, _ ctx: Context, into out: inout ByteBuffer) -> Action {
         let auth = configuration.authentication
-        let realmLength = (auth.realm.utf8.count + 3) & ~3
-        let withAlgorithms = 20 + 8 + (4 + realmLength) + (4 + 32) + (4 + 8) + (ctx.fingerprint ? 8 : 0)
-        let advertise = withAlgorithms <= ctx.budget
+        guard LongTermAuthenticator.challengeLength(realm: auth.realm, advertiseAlgorithms: false,
+                                                    fingerprint: ctx.fingerprint) <= ctx.budget
+        else { return .drop(.overBudget) }
+        let advertise = LongTermAuthenticator.challengeLength(realm: auth.realm, advertiseAlgorithms: true,
+                                                              fingerprint: ctx.fingerprint) <= ctx.budget
         let w = STUNMessageWriter(responseTo: ctx.message.header, messageClass: .errorResponse, into: &out)
         w.appendErrorCode(code, reason: "", into: &out)
         w.append(.realm, text: auth.realm, into: &out)

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyRelay
 
 /// Everything `parley serve` can be told, with its default. Each field is one documented key of
 /// `parley.conf` and one `--flag` (the key with `.` and `_` turned into `-`): see ``ConfigKey/all``.
@@ -47,6 +48,7 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var turnMaxLifetime = 3600
     public var turnUserQuota = 32
     public var turnTotalQuota = 20000
+    public var turnMaxPermissions = 256
     public var turnBandwidthLimit = 0
     public var turnAllowPeers: [String] = []
     public var turnDenyPeers: [String] = []
@@ -119,6 +121,15 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
         if stunRequireAuth && stunAuthSecretFile == nil {
             throw ConfigError(.defaultValue, "stun.require_auth needs stun.auth_secret_file")
+        }
+        // With credentials, an unauthenticated request is answered with a 401/438 challenge. If that
+        // cannot fit the amplification bound even for the smallest (20-byte) request, such requests
+        // would all be dropped and no client could ever log in: refuse the combination instead.
+        if stunAuthSecretFile != nil || turnEnabled {
+            let needed = LongTermAuthenticator.challengeLength(realm: stunRealm, advertiseAlgorithms: false, fingerprint: false) - 20
+            guard stunAmplificationAllowance >= needed else {
+                throw ConfigError(.defaultValue, "stun.amplification_allowance \(stunAmplificationAllowance) is too small for stun.realm '\(stunRealm)': a 401/438 challenge (ERROR-CODE, REALM, NONCE) exceeds a 20-byte request by \(needed) bytes; set the allowance to at least \(needed) or shorten the realm")
+            }
         }
     }
 }
@@ -230,7 +241,8 @@ public struct ConfigKey: Sendable {
             c.stunVectorReads = try Parse.int(v, o, 1...1024)
         },
         ConfigKey("stun.realm", "parley", "REALM for long-term credentials.") { c, v, o throws(ConfigError) in
-            // 32 bytes keeps a 401 challenge (ERROR-CODE, REALM, 16-byte NONCE) within the amplification cap.
+            // 32 bytes keeps a 401 challenge (ERROR-CODE, REALM, 16-byte NONCE) within the default
+            // amplification allowance; validate() checks a smaller allowance against the realm.
             guard !v.isEmpty, v.utf8.count <= 32 else { throw ConfigError(o, "stun.realm must be 1 to 32 bytes") }
             c.stunRealm = v
         },
@@ -276,6 +288,9 @@ public struct ConfigKey: Sendable {
         },
         ConfigKey("turn.total_quota", "20000", "Allocations the server holds at once (508 beyond).") { c, v, o throws(ConfigError) in
             c.turnTotalQuota = try Parse.int(v, o, 1...1_000_000)
+        },
+        ConfigKey("turn.max_permissions", "256", "Permissions (peer IPs) one allocation may hold at once; CreatePermission or ChannelBind beyond gets 508.") { c, v, o throws(ConfigError) in
+            c.turnMaxPermissions = try Parse.int(v, o, 1...65536)
         },
         ConfigKey("turn.bandwidth_limit", "0", "Bytes per second one allocation may relay (both directions); 0 = no cap.") { c, v, o throws(ConfigError) in
             c.turnBandwidthLimit = try Parse.int(v, o, 0...(1 << 34))
