@@ -415,7 +415,8 @@ public final class TURNShard: @unchecked Sendable {
 
     private func bindRelays(for request: TURNAllocationRequest, remote: SocketAddress) {
         var futures: [EventLoopFuture<(any Channel, STUNAddress)>] = []
-        var token: UInt64?
+        // Set on this loop when an even pair's upper port is held, read on this loop when answering.
+        let token = NIOLoopBoundBox<UInt64?>(nil, eventLoop: loop)
         let reservations = context.reservations
         if let t = request.reservationToken {
             guard let held = reservations.redeem(t) else { return fail(request, remote: remote) }
@@ -426,7 +427,7 @@ public final class TURNShard: @unchecked Sendable {
         } else if request.reserveNext {
             let family = request.families[0]
             futures.append(bindEvenPair(family: family, dontFragment: request.dontFragment).map { relay, held in
-                token = reservations.hold(held, port: UInt16(held.localAddress?.port ?? 0), family: family,
+                token.value = reservations.hold(held, port: UInt16(held.localAddress?.port ?? 0), family: family,
                                           expiry: self.context.now() + self.context.configuration.reservationLifetime)
                 return relay
             })
@@ -435,17 +436,18 @@ public final class TURNShard: @unchecked Sendable {
                 futures.append(bindRandom(family: family, even: i == 0 && request.evenPort, dontFragment: request.dontFragment))
             }
         }
+        let expected = futures.count
         EventLoopFuture.whenAllComplete(futures, on: loop).whenComplete { result in
             let outcomes = (try? result.get()) ?? []
             let bound = outcomes.compactMap { try? $0.get() }
             var out = ByteBufferAllocator().buffer(capacity: 256)
-            guard bound.count == futures.count, !self.closed else {
+            guard bound.count == expected, !self.closed else {
                 for (c, _) in bound { c.close(promise: nil) }
                 if !self.closed { self.fail(request, remote: remote) }
                 return
             }
             let relays = bound.map { TURNRelayEndpoint<any Channel>(relay: $0.0, address: $0.1) }
-            guard let allocation = self.core.allocated(request, relays: relays, reservationToken: token,
+            guard let allocation = self.core.allocated(request, relays: relays, reservationToken: token.value,
                                                        now: self.context.now(), into: &out)
             else {
                 for (c, _) in bound { c.close(promise: nil) }

@@ -503,7 +503,7 @@ public struct TURNServer<Relay> {
 }
 
 /// What the I/O layer must bind for an Allocate, and what the core needs back to answer it.
-public struct TURNAllocationRequest {
+public struct TURNAllocationRequest: Sendable {
     public let client: TURNClientKey
     /// One family, or IPv4 then IPv6 for a dual allocation (RFC 8656 ADDITIONAL-ADDRESS-FAMILY).
     public let families: [STUNAddressFamily]
@@ -518,7 +518,7 @@ public struct TURNAllocationRequest {
     let answer: PendingAnswer
 }
 
-struct PendingAnswer {
+struct PendingAnswer: Sendable {
     let header: STUNHeader
     let integrity: (key: STUNIntegrityKey, sha256: Bool)?
     let fingerprint: Bool
