@@ -97,13 +97,14 @@ for calls in $CALLS; do
     start_server "$server"
     t0=$(cpu_ticks "$SERVER_PID")
     out="$WORK/uclient-$server-$calls.txt"
-    LD_PRELOAD=$WORK/chanshim.so timeout $((SECONDS_PER_STEP * 6 + 60)) turnutils_uclient -y -c -l 170 -z 20 -n "$PACKETS" -m "$calls" \
+    # uclient sets its calls up one after another (~0.1 s each at 1,000 calls), then sends.
+    LD_PRELOAD=$WORK/chanshim.so timeout $((SECONDS_PER_STEP * 6 + calls / 3 + 60)) turnutils_uclient -y -c -l 170 -z 20 -n "$PACKETS" -m "$calls" \
       -u alice -w pass1 -e 127.0.0.1 127.0.0.1 >"$out" 2>&1 || true
     t1=$(cpu_ticks "$SERVER_PID")
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
-    sent=$(grep -Eo 'tot_send_msgs=[0-9]+' "$out" | tail -1 | cut -d= -f2)
-    recv=$(grep -Eo 'tot_recv_msgs=[0-9]+' "$out" | tail -1 | cut -d= -f2)
-    loss=$(grep -Eo 'Total lost packets [0-9]+ \([0-9.]+%\)' "$out" | tail -1 | grep -Eo '[0-9.]+%' | tr -d %)
+    sent=$(grep -Eo 'tot_send_msgs=[0-9]+' "$out" | tail -1 | cut -d= -f2 || true)
+    recv=$(grep -Eo 'tot_recv_msgs=[0-9]+' "$out" | tail -1 | cut -d= -f2 || true)
+    loss=$(grep -Eo 'Total lost packets [0-9]+ \([0-9.]+%\)' "$out" | tail -1 | grep -Eo '[0-9.]+%' | tr -d % || true)
     sent=${sent:-0}; recv=${recv:-0}; loss=${loss:-100}
     hz=$(getconf CLK_TCK)
     cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN{printf "%.2f", (b-a)/hz}')
