@@ -152,21 +152,23 @@ let package = Package(
         ),
         // libFuzzer target for the STUN decoder. Built with -DFUZZING it exports LLVMFuzzerTestOneInput;
         // built normally it replays corpus files given on the command line (crash regressions).
+        // The corpus replayer the Fuzz* executables share when built without -DFUZZING.
+        .target(name: "FuzzReplay", swiftSettings: strict),
         .executableTarget(
             name: "FuzzSTUN",
-            dependencies: ["ParleyWire", "ParleyRelay"],
+            dependencies: ["ParleyWire", "ParleyRelay", "FuzzReplay"],
             swiftSettings: strict
         ),
         // libFuzzer target for the signaling line codec (same conventions as FuzzSTUN).
         .executableTarget(
             name: "FuzzSignal",
-            dependencies: ["ParleyWire"],
+            dependencies: ["ParleyWire", "FuzzReplay"],
             swiftSettings: strict
         ),
         // libFuzzer target for the TURN relay core and the ChannelData codec (same conventions as FuzzSTUN).
         .executableTarget(
             name: "FuzzTURN",
-            dependencies: ["ParleyWire", "ParleyRelay"],
+            dependencies: ["ParleyWire", "ParleyRelay", "FuzzReplay"],
             swiftSettings: strict
         ),
         .executableTarget(name: "SignalBench", dependencies: ["ParleyWire", "ParleyCrypto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], swiftSettings: strict),

@@ -103,43 +103,17 @@ enum FuzzTarget {
 
 #if !FUZZING
 import Foundation
+import FuzzReplay
 
 /// Regression replay: `FuzzSTUN FILE|DIR...` runs each file (each file of each directory) through
 /// ``fuzz(_:_:)``, e.g. the crash inputs kept in Tests/ParleyWireTests/Corpus.
 @main
 struct FuzzSTUNReplay {
     static func main() throws {
-        let arguments = CommandLine.arguments.dropFirst()
-        guard !arguments.isEmpty else {
-            print("usage: FuzzSTUN FILE|DIR...  (replays inputs through LLVMFuzzerTestOneInput)")
-            exit(2)
+        try FuzzReplay.run(Array(CommandLine.arguments.dropFirst()),
+                           usage: "usage: FuzzSTUN FILE|DIR...  (replays inputs through LLVMFuzzerTestOneInput)") {
+            _ = fuzz($0.baseAddress!, $0.count)
         }
-        var files: [String] = []
-        for path in arguments {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                print("no such file: \(path)")
-                exit(2)
-            }
-            if isDirectory.boolValue {
-                let names = try FileManager.default.contentsOfDirectory(atPath: path).sorted()
-                files += names.filter { !$0.hasPrefix(".") }.map { path + "/" + $0 }
-            } else {
-                files.append(path)
-            }
-        }
-        for file in files {
-            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
-            _ = bytes.withUnsafeBufferPointer { buffer in
-                // A pointer that is valid even for an empty file.
-                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(buffer.count, 1)) { scratch in
-                    _ = scratch.initialize(fromContentsOf: buffer)
-                    return fuzz(UnsafePointer(scratch.baseAddress!), buffer.count)
-                }
-            }
-            print("ok \(file) (\(bytes.count) bytes)")
-        }
-        print("replayed \(files.count) input(s)")
     }
 }
 #endif

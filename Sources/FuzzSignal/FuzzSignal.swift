@@ -89,37 +89,17 @@ enum SignalFuzzTarget {
 
 #if !FUZZING
 import Foundation
+import FuzzReplay
 
 /// Regression replay: `FuzzSignal FILE|DIR...` runs each file (each file of each directory) through
 /// ``fuzzSignalLines(_:)``, e.g. the seeds and kept crash inputs in Tests/ParleyWireTests/SignalCorpus.
 @main
 struct FuzzSignalReplay {
     static func main() throws {
-        let arguments = CommandLine.arguments.dropFirst()
-        guard !arguments.isEmpty else {
-            print("usage: FuzzSignal FILE|DIR...  (replays inputs through the signaling codec fuzz target)")
-            exit(2)
+        try FuzzReplay.run(Array(CommandLine.arguments.dropFirst()),
+                           usage: "usage: FuzzSignal FILE|DIR...  (replays inputs through the signaling codec fuzz target)") {
+            fuzzSignalLines($0)
         }
-        var files: [String] = []
-        for path in arguments {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                print("no such file: \(path)")
-                exit(2)
-            }
-            if isDirectory.boolValue {
-                let names = try FileManager.default.contentsOfDirectory(atPath: path).sorted()
-                files += names.filter { !$0.hasPrefix(".") }.map { path + "/" + $0 }
-            } else {
-                files.append(path)
-            }
-        }
-        for file in files {
-            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
-            bytes.withUnsafeBufferPointer { fuzzSignalLines($0) }
-            print("ok \(file) (\(bytes.count) bytes)")
-        }
-        print("replayed \(files.count) input(s)")
     }
 }
 #endif

@@ -384,6 +384,7 @@ enum TURNFuzz {
 
 #if !FUZZING
 import Foundation
+import FuzzReplay
 
 /// Regression replay: `FuzzTURN FILE|DIR...` runs each file (each file of each directory) through
 /// ``fuzz(_:_:)``, e.g. the seeds and crash inputs kept in Tests/ParleyWireTests/TURNCorpus.
@@ -396,37 +397,9 @@ struct FuzzTURNReplay {
             try writeSeeds(to: arguments[1])
             return
         }
-        guard !arguments.isEmpty else {
-            print("usage: FuzzTURN FILE|DIR...  (replays inputs through LLVMFuzzerTestOneInput)")
-            print("       FuzzTURN --write-seeds DIR")
-            exit(2)
+        try FuzzReplay.run(arguments, usage: "usage: FuzzTURN FILE|DIR...  (replays inputs through LLVMFuzzerTestOneInput)\n       FuzzTURN --write-seeds DIR") {
+            _ = fuzz($0.baseAddress!, $0.count)
         }
-        var files: [String] = []
-        for path in arguments {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                print("no such file: \(path)")
-                exit(2)
-            }
-            if isDirectory.boolValue {
-                let names = try FileManager.default.contentsOfDirectory(atPath: path).sorted()
-                files += names.filter { !$0.hasPrefix(".") }.map { path + "/" + $0 }
-            } else {
-                files.append(path)
-            }
-        }
-        for file in files {
-            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
-            _ = bytes.withUnsafeBufferPointer { buffer in
-                // A pointer that is valid even for an empty file.
-                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(buffer.count, 1)) { scratch in
-                    _ = scratch.initialize(fromContentsOf: buffer)
-                    return fuzz(UnsafePointer(scratch.baseAddress!), buffer.count)
-                }
-            }
-            print("ok \(file) (\(bytes.count) bytes)")
-        }
-        print("replayed \(files.count) input(s)")
     }
 
     /// Seeds: valid TURN messages of the fuzz client (so the raw input is already authenticated),
