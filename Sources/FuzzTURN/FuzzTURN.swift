@@ -263,7 +263,9 @@ enum TURNFuzz {
         let w = STUNMessageWriter(type: STUNMessageType(method: method, messageClass: messageClass), transactionID: .random(), into: &b)
         body(w, &b)
         sign(w, for: client, sha256: false, fingerprint: true, into: &b)
-        return try! STUNDecoder.decode(b)
+        // A message this harness built and signed itself must decode; if not, the harness is broken.
+        guard let message = try? STUNDecoder.decode(b) else { preconditionFailure("FuzzTURN: a signed seed does not decode") }
+        return message
     }
 
     static func sign(_ w: STUNMessageWriter, for client: TURNClientKey, sha256: Bool, fingerprint: Bool, into b: inout ByteBuffer) {
