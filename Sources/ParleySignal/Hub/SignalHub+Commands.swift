@@ -88,7 +88,13 @@ extension SignalHub {
             case .deliver(let party, let event):
                 deliver(event, to: party)
             case .log(let event):
-                logger.info("call", metadata: ["event": "\(event)"])
+                // Who called whom and how it ended are the operator's record (info); the steps between
+                // (rang, answered, merged, stopped ringing) are debug: at thousands of calls a second,
+                // writing them all costs the hub loop more than the calls themselves.
+                switch event {
+                case .started, .ended: logger.info("call", metadata: ["event": "\(event)"])
+                default: logger.debug("call", metadata: ["event": "\(event)"])
+                }
             case .armTimer(let at):
                 callTimer?.cancel()
                 let delay = Int64(at) - Int64(clock())
