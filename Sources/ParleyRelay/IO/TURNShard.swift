@@ -256,11 +256,11 @@ public final class TURNShard: @unchecked Sendable {
         }
         let key = TURNClientKey(address: source, transport: transport)
         let r = core.channelData(decoded.channel, length: decoded.data.readableBytes, from: key, now: context.now())
-        guard let allocation = r.allocation, let peer = r.peer else {
+        guard let allocation = r.allocation, let peer = r.peer, let peerAddress = r.peerAddress else {
             context.metrics.drops[r.drop ?? .noAllocation]?.increment()
             return
         }
-        guard let peerAddress = STUNAddress(peer), let endpoint = allocation.endpoint(for: peerAddress) else {
+        guard let endpoint = allocation.endpoint(for: peerAddress) else {
             context.metrics.drops[.noPermission]?.increment()
             return
         }

@@ -162,13 +162,15 @@ public final class TURNAllocation<Relay> {
         return .indication
     }
 
-    /// ChannelData from the client on `number`: the peer to send it to, or why not (§12.5).
-    public func fromClient(channel number: UInt16, length: Int, now: UInt64) -> (peer: SocketAddress?, drop: TURNDropReason?) {
-        guard !pending, expiry > now else { return (nil, .noAllocation) }
-        guard let binding = channels[number], binding.expiry > now else { return (nil, .noChannel) }
-        guard hasPermission(binding.peer, now: now) else { return (nil, .noPermission) }
-        if bucket != nil, !bucket!.take(length, now: now) { return (nil, .bandwidth) }
-        return (binding.peerSocketAddress, nil)
+    /// ChannelData from the client on `number`: the peer to send it to (as NIO and as STUN spell it, both
+    /// kept by the binding), or why not (§12.5).
+    public func fromClient(channel number: UInt16, length: Int,
+                           now: UInt64) -> (peer: SocketAddress?, peerAddress: STUNAddress?, drop: TURNDropReason?) {
+        guard !pending, expiry > now else { return (nil, nil, .noAllocation) }
+        guard let binding = channels[number], binding.expiry > now else { return (nil, nil, .noChannel) }
+        guard hasPermission(binding.peer, now: now) else { return (nil, nil, .noPermission) }
+        if bucket != nil, !bucket!.take(length, now: now) { return (nil, nil, .bandwidth) }
+        return (binding.peerSocketAddress, binding.peer, nil)
     }
 
     /// The relay socket for a peer's family.

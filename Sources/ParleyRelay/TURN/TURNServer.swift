@@ -381,10 +381,11 @@ public struct TURNServer<Relay> {
     /// ChannelData from a client: where it goes (§12.5).
     @inline(__always)
     public func channelData(_ number: UInt16, length: Int, from client: TURNClientKey,
-                            now: UInt64) -> (allocation: TURNAllocation<Relay>?, peer: SocketAddress?, drop: TURNDropReason?) {
-        guard let a = allocations[client] else { return (nil, nil, .noAllocation) }
-        let (peer, drop) = a.fromClient(channel: number, length: length, now: now)
-        return (a, peer, drop)
+                            now: UInt64) -> (allocation: TURNAllocation<Relay>?, peer: SocketAddress?, peerAddress: STUNAddress?,
+                                             drop: TURNDropReason?) {
+        guard let a = allocations[client] else { return (nil, nil, nil, .noAllocation) }
+        let (peer, peerAddress, drop) = a.fromClient(channel: number, length: length, now: now)
+        return (a, peer, peerAddress, drop)
     }
 
     /// Removes an allocation (its client's connection closed) and releases its quota.
