@@ -111,7 +111,7 @@ public struct STUNServer: Sendable {
             // RFC 3489 §11.2.11: an odd count repeats one entry so the length stays a multiple of 4.
             if !header.hasMagicCookie && types.count % 2 == 1 { types.append(types[types.count - 1]) }
             w.appendUnknownAttributes(types, into: &out)
-            finish(w, integrity: integrity, fingerprint: fingerprint, into: &out)
+            w.finish(integrity: integrity, fingerprint: fingerprint, into: &out)
             return .respond(to: source, from: endpoint, outcome: .error(.unknownAttribute))
         }
 
@@ -131,7 +131,7 @@ public struct STUNServer: Sendable {
             let w = STUNMessageWriter(responseTo: header, messageClass: .errorResponse, into: &out)
             w.appendErrorCode(.tryAlternate, reason: reason, into: &out)
             w.append(.alternateServer, address: alternate, xor: false, into: &out)
-            finish(w, integrity: integrity, fingerprint: fingerprint, into: &out)
+            w.finish(integrity: integrity, fingerprint: fingerprint, into: &out)
             return .respond(to: source, from: endpoint, outcome: .error(.tryAlternate))
         }
 
@@ -204,7 +204,7 @@ public struct STUNServer: Sendable {
             let n = min(padding.readableBytes, 1200)
             w.append(.padding, repeatElement(UInt8(0), count: n), into: &out)
         }
-        finish(w, integrity: integrity, fingerprint: fingerprint, into: &out)
+        w.finish(integrity: integrity, fingerprint: fingerprint, into: &out)
         return .respond(to: destination, from: from, outcome: .success)
     }
 
@@ -257,17 +257,6 @@ public struct STUNServer: Sendable {
         }
     }
 
-    private func finish(_ w: STUNMessageWriter, integrity: (key: STUNIntegrityKey, sha256: Bool)?, fingerprint: Bool,
-                        into out: inout ByteBuffer) {
-        if let integrity {
-            if integrity.sha256 {
-                w.appendMessageIntegritySHA256(key: integrity.key, into: &out)
-            } else {
-                w.appendMessageIntegrity(key: integrity.key, into: &out)
-            }
-        }
-        if fingerprint { w.appendFingerprint(into: &out) }
-    }
 
     /// An error response with a reason phrase only if the amplification budget allows it.
     private func error(_ code: STUNErrorCode, to message: STUNMessage, source: STUNAddress, endpoint: STUNEndpoint,

@@ -194,7 +194,7 @@ public struct TURNServer<Relay> {
         let w = STUNMessageWriter(responseTo: ctx.header, messageClass: .successResponse, into: &out)
         writeAllocateBody(allocation, w: w, header: ctx.header, now: now, additionalRefused: ctx.additionalRefused,
                           reservationToken: reservationToken, into: &out)
-        finish(w, integrity: ctx.integrity, fingerprint: ctx.fingerprint, into: &out)
+        w.finish(integrity: ctx.integrity, fingerprint: ctx.fingerprint, into: &out)
         return allocation
     }
 
@@ -210,7 +210,7 @@ public struct TURNServer<Relay> {
         let ctx = request.answer
         let w = STUNMessageWriter(responseTo: ctx.header, messageClass: .errorResponse, into: &out)
         w.appendErrorCode(code, into: &out)
-        finish(w, integrity: ctx.integrity, fingerprint: ctx.fingerprint, into: &out)
+        w.finish(integrity: ctx.integrity, fingerprint: ctx.fingerprint, into: &out)
     }
 
     private func writeAllocateSuccess(_ a: TURNAllocation<Relay>, ctx: Context, additionalRefused: STUNErrorCode?,
@@ -456,20 +456,9 @@ public struct TURNServer<Relay> {
     }
 
     private func finish(_ w: STUNMessageWriter, _ ctx: Context, into out: inout ByteBuffer) {
-        finish(w, integrity: ctx.integrity, fingerprint: ctx.fingerprint, into: &out)
+        w.finish(integrity: ctx.integrity, fingerprint: ctx.fingerprint, into: &out)
     }
 
-    private func finish(_ w: STUNMessageWriter, integrity: (key: STUNIntegrityKey, sha256: Bool)?, fingerprint: Bool,
-                        into out: inout ByteBuffer) {
-        if let integrity {
-            if integrity.sha256 {
-                w.appendMessageIntegritySHA256(key: integrity.key, into: &out)
-            } else {
-                w.appendMessageIntegrity(key: integrity.key, into: &out)
-            }
-        }
-        if fingerprint { w.appendFingerprint(into: &out) }
-    }
 
     /// An error answer: protected when the request was authenticated; otherwise a reason phrase only
     /// within the amplification budget.

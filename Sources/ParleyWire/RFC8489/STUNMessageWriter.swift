@@ -115,6 +115,20 @@ public struct STUNMessageWriter: Sendable {
         patchLength(&buffer)
     }
 
+    /// Ends a message the way an answer to a request ends: MESSAGE-INTEGRITY-SHA256 or MESSAGE-INTEGRITY
+    /// with `integrity`'s key when the request was authenticated (the MAC it used), then FINGERPRINT when
+    /// the request carried one.
+    public func finish(integrity: (key: STUNIntegrityKey, sha256: Bool)?, fingerprint: Bool, into buffer: inout ByteBuffer) {
+        if let integrity {
+            if integrity.sha256 {
+                appendMessageIntegritySHA256(key: integrity.key, into: &buffer)
+            } else {
+                appendMessageIntegrity(key: integrity.key, into: &buffer)
+            }
+        }
+        if fingerprint { appendFingerprint(into: &buffer) }
+    }
+
     /// Appends FINGERPRINT, which must be the last attribute (RFC 8489 §14.7).
     public func appendFingerprint(into buffer: inout ByteBuffer) {
         patchLength(&buffer, adding: 8)
