@@ -100,25 +100,8 @@ printf 'pass1' | "$PARLEY" turn-user alice --realm parley >"$RESULTS/users" 2>"$
 REST_SECRET=rest-secret-$RANDOM$RANDOM
 echo "$REST_SECRET" >"$RESULTS/secrets"
 umask 022
-cat >"$RESULTS/chanshim.c" <<'EOF'
-/* LD_PRELOAD for turnutils_uclient: keep its random ChannelBind numbers inside RFC 8656's 0x4000-0x4FFF
-   (it draws from RFC 5766's 0x4000-0x7FFF) by clearing bits 12-13 of what random()/RAND_bytes return. */
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <string.h>
-long random(void) {
-    static long (*real)(void);
-    if (!real) real = (long (*)(void))dlsym(RTLD_NEXT, "random");
-    return real() & ~0x3000L;
-}
-int RAND_bytes(unsigned char *buf, int num) {
-    static int (*real)(unsigned char *, int);
-    if (!real) real = (int (*)(unsigned char *, int))dlsym(RTLD_NEXT, "RAND_bytes");
-    int rc = real(buf, num);
-    if (num == (int)sizeof(long)) { long v; memcpy(&v, buf, sizeof v); v &= ~0x3000L; memcpy(buf, &v, sizeof v); }
-    return rc;
-}
-EOF
+# uclient needs the same preloaded shim as tests/turn/run.sh (channel numbers, never-reused ports).
+cp "$ROOT/tests/turn/chanshim.c" "$RESULTS/chanshim.c"
 gcc -shared -fPIC -O2 -o "$RESULTS/chanshim.so" "$RESULTS/chanshim.c" -ldl >"$RESULTS/gcc.txt" 2>&1
 
 # ---- the lab and the server
