@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "ParleySignal", targets: ["ParleySignal"]),
         .library(name: "ParleyClient", targets: ["ParleyClient"]),
         .library(name: "ParleyStore", targets: ["ParleyStore"]),
+        .library(name: "ParleyMedia", targets: ["ParleyMedia"]),
         .executable(name: "FuzzSignal", targets: ["FuzzSignal"]),
         .executable(name: "FuzzTURN", targets: ["FuzzTURN"]),
     ],
@@ -47,10 +48,20 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // libopus (Debian libopus-dev) with typed wrappers for the variadic ctl calls.
+        .systemLibrary(name: "COpus", path: "Sources/COpus", providers: [.apt(["libopus-dev"])]),
+        // libsoxr (Debian libsoxr-dev): resampling of WAV input to 48 kHz.
+        .systemLibrary(name: "CSoxr", path: "Sources/CSoxr", providers: [.apt(["libsoxr-dev"])]),
+        // Audio: Opus codec, WAV files, resampling, test tones, jitter buffer, call quality (E-model).
+        .target(
+            name: "ParleyMedia",
+            dependencies: ["COpus", "CSoxr"],
+            swiftSettings: strict
+        ),
         // Device identities and key files.
         .target(
             name: "ParleyCrypto",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["ParleyWire", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // STUN server (and later TURN): sans-I/O cores plus NIO handlers.
@@ -126,12 +137,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // The client SDK: login, calls (signaling part), sealed messages, key pinning.
+        // The client SDK: login, calls (signaling and encrypted media), sealed messages, key pinning.
         .target(
             name: "ParleyClient",
             dependencies: [
                 "ParleyWire",
                 "ParleyCrypto",
+                "ParleyMedia",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -143,6 +155,7 @@ let package = Package(
             name: "parley",
             dependencies: [
                 "ParleyClient",
+                "ParleyMedia",
                 "ParleyServer",
                 "ParleyNAT",
                 "ParleyCrypto",
@@ -190,7 +203,8 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "ParleyCryptoTests", dependencies: ["ParleyCrypto"]),
+        .testTarget(name: "ParleyCryptoTests", dependencies: ["ParleyCrypto", "ParleyWire"]),
+        .testTarget(name: "ParleyMediaTests", dependencies: ["ParleyMedia"]),
         .testTarget(
             name: "ParleyRelayTests",
             dependencies: [

@@ -4,8 +4,8 @@
 #   scripts/setup.sh --test   plus the real third-party peers the test suite runs against
 set -euo pipefail
 
-build_pkgs=(zlib1g-dev libopus-dev libsqlite3-dev openssl)
-test_pkgs=(coturn stun-client iproute2 nftables iptables conntrack python3 python3-pip tcpdump iputils-ping gcc)
+build_pkgs=(zlib1g-dev libopus-dev libsoxr-dev libsqlite3-dev openssl)
+test_pkgs=(coturn stun-client iproute2 nftables iptables conntrack python3 python3-pip tcpdump iputils-ping gcc sox tshark)
 
 want=("${build_pkgs[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${test_pkgs[@]}")

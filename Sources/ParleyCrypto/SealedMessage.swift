@@ -19,7 +19,8 @@ import Foundation
 /// the sending and receiving user/device names, so the server cannot relabel a sealed message), and
 /// `len(X)` its length as a 4-byte big-endian integer:
 ///
-/// - shared secret `Z = X25519(e, R)` (swift-crypto refuses low-order points);
+/// - shared secret `Z = X25519(e, R)`, refused when all zero (a low-order point: swift-crypto does not
+///   check this itself, RFC 7748 §6.1 asks for it);
 /// - `HKDF-SHA256(ikm: Z, salt: "parley-seal-v1", info: "parley-seal-v1" || 0x01 || E || R || I || len(X) || X)`
 ///   yields 44 bytes: the 32-byte key, then the 12-byte nonce (the key is single-use, so is the nonce);
 /// - AEAD associated data: `0x01 || E || R`;
@@ -95,6 +96,7 @@ public struct SealedMessage: Sendable, Hashable {
         let context = Data(context)
         do {
             let shared = try ephemeral.sharedSecretFromKeyAgreement(with: recipientKey)
+            guard !CallHandshake.isAllZero(shared) else { throw SealedMessageError.cryptoFailure("X25519 with a low-order recipient key") }
             let (key, nonce) = try derive(
                 shared, ephemeral: ephemeralPublic, recipient: recipient.agreementKey,
                 sender: sender.publicBundle.signingKey, context: context)
@@ -134,6 +136,7 @@ public struct SealedMessage: Sendable, Hashable {
         do {
             let ephemeralPublic = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: ephemeralKey)
             let shared = try recipient.agreementKey.sharedSecretFromKeyAgreement(with: ephemeralPublic)
+            guard !CallHandshake.isAllZero(shared) else { throw SealedMessageError.decryptionFailed() }
             let (key, nonce) = try Self.derive(
                 shared, ephemeral: ephemeralKey, recipient: recipientPublic, sender: sender.signingKey,
                 context: context)

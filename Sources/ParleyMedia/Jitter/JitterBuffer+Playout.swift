@@ -1,0 +1,135 @@
+extension JitterBuffer {
+    // MARK: Playout
+
+    /// Decides what to play for one 20 ms tick. Call exactly once per playout tick.
+    ///
+    /// - Parameter now: the tick's time, microseconds on the same clock as the arrivals.
+    /// - Returns: the decoder's instruction for this tick (see ``Output``).
+    public mutating func pull(now: UInt64) -> Output {
+        switch phase {
+        // Nothing received yet.
+        case .idle:
+            statistics.silence += 1
+            return .silence
+        // Waiting out the initial delay; the first due tick starts playout.
+        case .buffering:
+            guard currentDelay(now: now) >= Int64(target) - Int64(Self.frameDuration / 2) else {
+                statistics.silence += 1
+                return .silence
+            }
+            phase = .playing
+        // Steady state.
+        case .playing:
+            break
+        }
+        decayTarget()
+        ticksSinceStretch &+= 1
+        ticksSinceDrop &+= 1
+
+        let frame = Int64(Self.frameDuration)
+        let lower = Int64(target) - frame / 2
+        var delay = currentDelay(now: now)
+
+        // Shrink over missing frames first: not concealing a frame that is not there loses nothing.
+        while slots[slotIndex(nextFrame)]?.frame != nextFrame, delay - frame >= lower {
+            advance(received: false)
+            missingRun += 1
+            statistics.skipped += 1
+            delay -= frame
+        }
+        record(delay: delay)
+        let due = slots[slotIndex(nextFrame)].flatMap { $0.frame == nextFrame ? $0.payload : nil }
+        let grow = delay < lower && ticksSinceStretch >= configuration.stretchSpacing
+
+        guard let payload = due else {
+            return missing(grow: grow)
+        }
+        // Grow: hold the due frame one more tick behind an inserted concealment.
+        if grow {
+            ticksSinceStretch = 0
+            statistics.stretched += 1
+            return .conceal
+        }
+        // Shrink by dropping a present frame, rarely, and only into a frame that is also present.
+        if delay - frame >= lower, ticksSinceDrop >= configuration.dropSpacing, let following = take(nextFrame &+ 1) {
+            _ = take(nextFrame)
+            advance(received: true)
+            statistics.skipped += 1
+            ticksSinceDrop = 0
+            return play(following)
+        }
+        _ = take(nextFrame)
+        return play(payload)
+    }
+
+    /// The due frame is missing: stretch, rebuild from FEC, conceal, or fall silent.
+    private mutating func missing(grow: Bool) -> Output {
+        // Grow: hold the position; the frame may still arrive in time.
+        if grow {
+            ticksSinceStretch = 0
+            statistics.stretched += 1
+            return isSilent ? .silence : .conceal
+        }
+        missingRun += 1
+        if !isSilent, missingRun > configuration.concealLimit, bufferedFrames == 0 {
+            isSilent = true
+        }
+        if isSilent {
+            advance(received: false)
+            statistics.silence += 1
+            return .silence
+        }
+        if let next = slots[slotIndex(nextFrame &+ 1)], next.frame == nextFrame &+ 1 {
+            advance(received: false)
+            missingRun = 0
+            statistics.recoveredByFEC += 1
+            return .recover(fromNext: next.payload)
+        }
+        advance(received: false)
+        statistics.concealed += 1
+        return .conceal
+    }
+
+    /// Plays a frame already removed from its slot (the position has not advanced past it yet).
+    private mutating func play(_ payload: [UInt8]) -> Output {
+        advance(received: true)
+        missingRun = 0
+        isSilent = false
+        statistics.played += 1
+        return .frame(payload)
+    }
+
+    /// Removes and returns the stored payload of `frame`, if stored.
+    private mutating func take(_ frame: UInt64) -> [UInt8]? {
+        let index = slotIndex(frame)
+        guard let slot = slots[index], slot.frame == frame else { return nil }
+        slots[index] = nil
+        bufferedFrames -= 1
+        return slot.payload
+    }
+
+    /// Moves the playout position one frame on, remembering whether the passed frame was received.
+    private mutating func advance(received: Bool) {
+        receivedBehind = receivedBehind << 1 | (received ? 1 : 0)
+        nextFrame &+= 1
+    }
+
+    /// How long after the fastest-path reference the due frame is being played, microseconds.
+    private func currentDelay(now: UInt64) -> Int64 {
+        guard let floor = history.minimum else { return Int64(target) }
+        let mediaTime = Int64(bitPattern: nextFrame &- referenceFrame) &* Int64(Self.frameDuration)
+        return Int64(bitPattern: now) &- mediaTime &- floor
+    }
+
+    private mutating func record(delay: Int64) {
+        statistics.currentDelay = UInt64(max(delay, 0))
+        statistics.targetDelay = target
+    }
+
+    /// Lets the target fall toward what the window asks for, at the configured rate.
+    private mutating func decayTarget() {
+        guard windowTarget < target else { return }
+        let step = configuration.targetDecayPerSecond * Self.frameDuration / 1_000_000
+        target = max(windowTarget, target > step ? target - step : 0)
+    }
+}
