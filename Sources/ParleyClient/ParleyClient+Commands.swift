@@ -78,10 +78,10 @@ extension ParleyClient {
     // MARK: Calls
 
     /// Calls `user` with `offer` (opaque to the SDK, signed with this device's key) and returns the call id.
+    /// The id is fresh unless given (an encrypted call binds it into its handshake before calling).
     /// Events about the call arrive on ``events``.
-    public func call(_ user: SignalName, offer: [UInt8]) async throws -> SignalID {
+    public func call(_ user: SignalName, offer: [UInt8], id: SignalID = .random()) async throws -> SignalID {
         let me = try loggedIn()
-        let id = SignalID.random()
         let blob = try SignedBlob.sign(offer, kind: .offer, call: id, callee: user, by: me.identity)
         calls[id] = CallRecord(caller: me.user, callee: user)
         do {

@@ -1,28 +1,137 @@
 import ArgumentParser
 import Foundation
+import NIOCore
 import ParleyClient
+import ParleyCrypto
+import ParleyMedia
 import ParleyWire
 
-/// What happened to the call a command is following.
-private actor CallProgress {
-    var call: SignalID?
-    var answered = false
-    var endReason: SignalEvent.EndReason?
+/// Audio options shared by `call` and `answer`.
+struct MediaOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Send this WAV file (any rate and channels; resampled to 48 kHz mono).", valueName: "path"))
+    var play: String?
 
-    func follow(_ call: SignalID) { self.call = call }
-    func answer() { answered = true }
-    func end(_ reason: SignalEvent.EndReason) { endReason = reason }
+    @Option(help: ArgumentHelp("Send a test tone of this frequency instead (Hz).", valueName: "hz"))
+    var tone: Double?
+
+    @Option(help: ArgumentHelp("Level of the test tone, dBFS.", valueName: "db"))
+    var toneLevel: Double = -20
+
+    @Option(help: ArgumentHelp("Write what the peer sends to this WAV file (48 kHz mono, 16-bit).", valueName: "path"))
+    var record: String?
+
+    @Option(help: ArgumentHelp("Address for the media socket (candidates: this address, or every IPv4 address for 0.0.0.0).", valueName: "ip"))
+    var mediaBind = "0.0.0.0"
+
+    @Option(help: ArgumentHelp("Opus bitrate to start with, bits/s.", valueName: "bps"))
+    var bitrate = 32_000
+
+    @Option(help: ArgumentHelp("Opus encoder complexity, 0-10.", valueName: "n"))
+    var complexity = 9
+
+    @Flag(help: "Print a live statistics line every second.")
+    var stats = false
+
+    func source() throws -> AudioSource {
+        if let play {
+            do {
+                return .samples(try WAVFile.read(path: play).samples48kMono)
+            } catch {
+                throw ClientCLI.failure("cannot read \(play): \(error)")
+            }
+        }
+        if let tone { return .tone(frequency: tone, levelDBFS: toneLevel) }
+        return .silence
+    }
+
+    var settings: AudioSettings {
+        var settings = AudioSettings()
+        settings.bitrate = bitrate
+        settings.complexity = complexity
+        return settings
+    }
+
+    func validate() throws {
+        guard play == nil || tone == nil else { throw ValidationError("give --play or --tone, not both") }
+        guard (0...10).contains(complexity) else { throw ValidationError("--complexity is 0-10") }
+        guard (6_000...510_000).contains(bitrate) else { throw ValidationError("--bitrate is 6000-510000") }
+    }
 }
 
-/// `parley call USER`: places a call (signaling only) with a signed placeholder offer.
+/// The candidate payload that carries the caller's reveal through signaling (docs/PROTOCOL.md §5.1).
+enum RevealCandidate {
+    static let kind: UInt8 = 0x01
+    static func encode(_ ephemeral: [UInt8]) -> [UInt8] { [kind] + ephemeral }
+    static func decode(_ payload: [UInt8]) -> [UInt8]? {
+        payload.count == 33 && payload[0] == kind ? Array(payload.dropFirst()) : nil
+    }
+}
+
+/// Whether the followed call was answered.
+actor CallProgress {
+    private(set) var answered = false
+    func answer() { answered = true }
+}
+
+extension Task where Success == Never, Failure == Never {
+    /// Suspends until cancelled.
+    static func never() async throws -> String {
+        while true { try await Task<Never, Never>.sleep(for: .seconds(3600)) }
+    }
+}
+
+/// Prints the media engine's events; returns when the call should end, with why.
+enum MediaPrinter {
+    static func wall() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+    }
+
+    /// Consumes engine events until the peer hangs up or the source ends (when `endWithSource`).
+    static func follow(
+        _ engine: CallMediaEngine, stats: Bool, endWithSource: Bool, onReveal: @escaping @Sendable ([UInt8]) async -> Void
+    ) async -> String {
+        for await event in engine.events {
+            switch event {
+            case .keysReady(let device, let sas, let suite):
+                print("keys agreed with \(device) (\(suite)); compare the code with the other person:")
+                print("  SAS: \(sas)")
+            case .mediaStarted(let device, let peer):
+                print("media with \(device) at \(peer)")
+            case .firstAudio(let wall):
+                print("first audio decrypted at \(wall) µs")
+            case .quality(let quality):
+                if stats { print("stats: \(quality)") }
+            case .revealThroughSignaling(let reveal):
+                await onReveal(reveal)
+            case .sourceFinished:
+                if endWithSource { return "source finished" }
+            case .peerHungUp:
+                return "peer hung up"
+            case .failed(let device, let reason):
+                ClientCLI.warn("WARNING: media with \(device) failed: \(reason)")
+            }
+        }
+        return "media closed"
+    }
+
+    static func summary(_ engine: CallMediaEngine) async {
+        if let summary = await engine.finish() { print("summary: \(summary)") }
+    }
+}
+
+/// `parley call USER`: an end-to-end encrypted call.
 struct ClientCall: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "call",
-        abstract: "Call a user (signaling only) and print events until the call is answered or ends.",
+        abstract: "Call a user: end-to-end encrypted Opus audio over UDP, with a short authentication string.",
         discussion: """
-            The offer is a placeholder, signed with this device's key like a real one. On answer the call is \
-            hung up after --hold seconds; without an answer within --timeout it is cancelled. A counter-call \
-            (the callee calling back at the same time) is accepted automatically, as the protocol asks.
+            Looks up the callee's devices (pinning keys on first contact; a changed key stops the call unless \
+            --accept-new-key), sends an offer that commits to a fresh key, and completes the key agreement with \
+            the device that answers. Prints the short authentication string (SAS): read it to the other person; \
+            if it differs, someone is in the middle. Hangs up when --play ends (unless --hold), after --hold \
+            seconds, or when the other side hangs up.
             """)
 
     @Argument(help: "The user to call.")
@@ -31,9 +140,13 @@ struct ClientCall: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds to wait for an answer.", valueName: "s"))
     var timeout: Double = 45
 
-    @Option(help: ArgumentHelp("Seconds to stay in the answered call before hanging up.", valueName: "s"))
-    var hold: Double = 0
+    @Option(help: ArgumentHelp("Seconds to stay in the answered call (default: until --play ends or the peer hangs up).", valueName: "s"))
+    var hold: Double?
 
+    @Flag(help: "Accept a changed key of the callee (after checking its fingerprint).")
+    var acceptNewKey = false
+
+    @OptionGroup var media: MediaOptions
     @OptionGroup var options: ClientOptions
 
     func validate() throws {
@@ -41,115 +154,227 @@ struct ClientCall: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let identity = try options.identity()
         let (client, _) = try await options.logIn()
+        let media = media
+        let timeout = timeout
+        let hold = hold
         try await ClientCLI.run(client) {
             let callee = SignalName(name)!
+            let lookup = try await client.lookUp(callee, acceptNewKeys: acceptNewKey)
+            for (device, status) in lookup.status.sorted(by: { $0.key < $1.key }) {
+                switch status {
+                case .firstContact, .newDevice:
+                    print("\(callee)/\(device): key pinned now (first contact): compare the SAS to be sure")
+                case .changed: print("\(callee)/\(device): CHANGED key accepted on request")
+                case .pinned: break
+                }
+            }
+            let engine = try await CallMediaEngine.bind(host: media.mediaBind)
+            let call = SignalID.random()
+            let handshake = CallerHandshake(callID: call.text, extensions: engine.candidateFields)
+            var devices: [SignalName: (bundle: DevicePublicBundle, pinnedBeforeCall: Bool)] = [:]
+            for (device, bundle) in lookup.devices { devices[device] = (bundle, lookup.status[device] == .pinned) }
+            let core = CallMediaCore(
+                caller: handshake, call: call, callee: callee, myIdentityKey: Array(identity.publicBundle.signingKey),
+                devices: devices)
+            try await engine.start(core, source: try media.source(), recordTo: media.record, settings: media.settings)
+            _ = try await client.call(callee, offer: handshake.offer, id: call)
+            print("calling \(callee) (call \(call)); media on \(engine.candidates.map(\.description).joined(separator: ", "))")
             let progress = CallProgress()
-            let call = try await client.call(callee, offer: ClientCLI.placeholder("offer"))
-            await progress.follow(call)
-            print("calling \(callee) (call \(call))…")
-            let finished = try await ClientCLI.consume(client, timeout: .milliseconds(Int(timeout * 1000))) { event in
-                let current = await progress.call
-                switch event.kind {
-                case .answer(current, let by, let answer):
-                    print("answered by \(ClientCLI.describe(by)); signed answer of \(answer.count) bytes verified")
-                    await progress.answer()
-                    return true
-                case .ended(current, let reason):
-                    print("call ended: \(reason.rawValue)")
-                    await progress.end(reason)
-                    return true
-                case .candidate(current, let from, let candidate):
-                    print("candidate from \(from): \(candidate.count) bytes, signature verified")
-                case .merged(current, let into):
-                    print("\(callee) called us at the same time; merged into their call \(into), accepting it")
-                    await progress.follow(into)
-                case .ring(current, let from, _):
-                    try await client.accept(current!, answer: ClientCLI.placeholder("answer"))
-                    print("accepted the merged call from \(ClientCLI.describe(from))")
-                    await progress.answer()
-                    return true
-                default:
-                    ClientCLI.printOther(event)
+            let outcome = try await withThrowingTaskGroup(of: String.self) { group in
+                group.addTask {
+                    for await event in client.events {
+                        await client.acknowledge(upTo: event.sseq)
+                        switch event.kind {
+                        case .answer(call, let by, let answer):
+                            await progress.answer()
+                            print("answered by \(ClientCLI.describe(by)) at \(MediaPrinter.wall()) µs")
+                            engine.answered(by: by.device, answer: answer)
+                        case .ended(call, let reason):
+                            return "call ended: \(reason.rawValue)"
+                        case .candidate(call, _, _):
+                            break
+                        default:
+                            ClientCLI.printOther(event)
+                        }
+                    }
+                    return "signaling closed"
                 }
-                return false
-            }
-            let followed = await progress.call ?? call
-            guard finished, await progress.answered else {
-                if !finished {
-                    try? await client.cancel(followed)
-                    throw ClientCLI.failure("no answer within \(timeout) s; call cancelled")
+                group.addTask {
+                    await MediaPrinter.follow(engine, stats: media.stats, endWithSource: hold == nil) { reveal in
+                        try? await client.candidate(call, RevealCandidate.encode(reveal))
+                    }
                 }
-                throw ExitCode(1)
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                    return await progress.answered ? try await Task.never() : "no answer within \(timeout) s"
+                }
+                if let hold {
+                    group.addTask {
+                        while await !progress.answered { try await Task.sleep(for: .milliseconds(20)) }
+                        try await Task.sleep(for: .milliseconds(Int(hold * 1000)))
+                        return "hold over"
+                    }
+                }
+                let first = try await group.next() ?? "?"
+                group.cancelAll()
+                return first
             }
-            if hold > 0 { try await Task.sleep(for: .milliseconds(Int(hold * 1000))) }
-            try await client.end(followed)
+            print(outcome)
+            await MediaPrinter.summary(engine)
+            if !outcome.hasPrefix("call ended") { try? await client.end(call) }
             print("hung up")
         }
     }
 }
 
-/// `parley answer`: waits for a call and accepts it with a signed placeholder answer.
+/// The callee's progress: the call ringing, the pending accept.
+actor CalleeState {
+    private(set) var call: SignalID?
+    private(set) var rejected = false
+    private var accept: Task<Bool, any Error>?
+    private(set) var acceptedFlag = false
+
+    func ring(_ id: SignalID) { call = id }
+    func accepting(_ task: Task<Bool, any Error>) {
+        accept = task
+        Task { if (try? await task.value) == true { self.markAccepted() } }
+    }
+    func markAccepted() { acceptedFlag = true }
+    var accepted: Bool { acceptedFlag }
+    func declined() { rejected = true }
+    func cancelAccept() { accept?.cancel() }
+}
+
+/// `parley answer`: waits for a call and takes it with encrypted media.
 struct ClientAnswer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "answer",
-        abstract: "Wait for a call, accept it (signaling only), and print events until it ends.",
+        abstract: "Wait for a call and take it: end-to-end encrypted Opus audio, SAS, live stats.",
         discussion: """
-            Without --auto, asks before accepting. Rings whose offer does not verify against the caller's \
+            While the phone rings the key agreement and the path check already run, so audio starts at once on \
+            accept. Without --auto, asks before accepting. Rings whose offer does not verify against the caller's \
             pinned key are shown as warnings and never accepted. Further calls while in one are answered busy.
             """)
 
     @Flag(help: "Accept the first call without asking.")
     var auto = false
 
+    @Option(help: ArgumentHelp("With --auto: let it ring this long before accepting.", valueName: "s"))
+    var ringFor: Double = 0
+
     @Option(help: ArgumentHelp("Seconds to wait, for the ring and then for the call to end.", valueName: "s"))
     var timeout: Double = 120
 
+    @Option(help: ArgumentHelp("Hang up after this many seconds in the call (default: when the caller does).", valueName: "s"))
+    var hold: Double?
+
+    @OptionGroup var media: MediaOptions
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
-        let (client, _) = try await options.logIn()
+        let identity = try options.identity()
+        let (client, welcome) = try await options.logIn()
         let auto = auto
+        let media = media
+        let ringFor = ringFor
+        let hold = hold
+        let timeout = timeout
         try await ClientCLI.run(client) {
-            let progress = CallProgress()
             print("waiting for a call…")
-            let finished = try await ClientCLI.consume(client, timeout: .milliseconds(Int(timeout * 1000))) { event in
-                let current = await progress.call
-                switch event.kind {
-                case .ring(let call, let from, let offer) where current == nil:
-                    print("ring from \(ClientCLI.describe(from)) (call \(call))")
-                    print("  signed offer of \(offer.count) bytes verified")
-                    guard auto || Self.confirm("accept? [y/N] ") else {
-                        try await client.reject(call)
-                        print("rejected")
-                        return true
+            let engine = try await CallMediaEngine.bind(host: media.mediaBind)
+            let state = CalleeState()
+            let outcome = try await withThrowingTaskGroup(of: String.self) { group in
+                group.addTask {
+                    for await event in client.events {
+                        await client.acknowledge(upTo: event.sseq)
+                        let current = await state.call
+                        switch event.kind {
+                        case .ring(let id, let from, let offer) where current == nil:
+                            print("ring from \(ClientCLI.describe(from)) (call \(id))")
+                            guard let callerBundle = await client.pinnedKey(from.user, device: from.device) else {
+                                ClientCLI.warn("WARNING: no pinned key for the caller; rejecting")
+                                try await client.reject(id)
+                                continue
+                            }
+                            let handshake: CalleeHandshake
+                            do {
+                                handshake = try CalleeHandshake(callID: id.text, offer: offer, extensions: engine.candidateFields)
+                            } catch {
+                                ClientCLI.warn("WARNING: the offer is not an encrypted-call offer (\(error)); rejecting")
+                                try await client.reject(id)
+                                continue
+                            }
+                            let signed = try SignedBlob.sign(
+                                handshake.answer, kind: .answer, call: id, callee: welcome.user, by: identity)
+                            let core = CallMediaCore(
+                                callee: handshake, call: id, callee: welcome.user, device: welcome.device,
+                                myIdentityKey: Array(identity.publicBundle.signingKey), signedAnswer: signed.bytes,
+                                callerBundle: callerBundle, callerCandidates: CallMediaCore.candidates(inAnswer: offer))
+                            try await engine.start(core, source: try media.source(), recordTo: media.record, settings: media.settings)
+                            try await client.prepare(id, answer: handshake.answer)
+                            await state.ring(id)
+                            // Accept after the ring delay (or the person's yes), unless the call goes away first.
+                            let accept = Task {
+                                if auto {
+                                    if ringFor > 0 { try await Task.sleep(for: .milliseconds(Int(ringFor * 1000))) }
+                                } else if !ClientAnswer.confirm("accept? [y/N] ") {
+                                    try await client.reject(id)
+                                    return false
+                                }
+                                try Task.checkCancellation()
+                                print("accepted at \(MediaPrinter.wall()) µs")
+                                engine.accept()
+                                try await client.accept(id, answer: nil)
+                                return true
+                            }
+                            await state.accepting(accept)
+                            Task {
+                                if (try? await accept.value) == false { await state.declined() }
+                            }
+                        case .ring(let other, let from, _):
+                            try? await client.busy(other)
+                            print("busy: declined another call from \(from)")
+                        case .candidate(current, _, let payload):
+                            if let reveal = RevealCandidate.decode(payload) { engine.revealedThroughSignaling(reveal) }
+                        case .elsewhere(current, let device):
+                            await state.cancelAccept()
+                            return "answered on our other device \(device)"
+                        case .ended(current, let reason):
+                            await state.cancelAccept()
+                            return "call ended: \(reason.rawValue)"
+                        default:
+                            ClientCLI.printOther(event)
+                        }
+                        if await state.rejected { return "rejected" }
                     }
-                    try await client.accept(call, answer: ClientCLI.placeholder("answer"))
-                    await progress.follow(call)
-                    await progress.answer()
-                    print("accepted")
-                case .ring(let call, let from, _):
-                    try await client.busy(call)
-                    print("busy: declined another call from \(from)")
-                case .candidate(current, let from, let candidate):
-                    print("candidate from \(from): \(candidate.count) bytes, signature verified")
-                case .elsewhere(current, let device):
-                    print("answered on our other device \(device)")
-                    return true
-                case .ended(current, let reason):
-                    print("call ended: \(reason.rawValue)")
-                    await progress.end(reason)
-                    return true
-                default:
-                    ClientCLI.printOther(event)
+                    return "signaling closed"
                 }
-                return false
+                group.addTask {
+                    await MediaPrinter.follow(engine, stats: media.stats, endWithSource: false) { _ in }
+                }
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                    return await state.call == nil ? "no call within \(timeout) s" : try await Task.never()
+                }
+                if let hold {
+                    group.addTask {
+                        while await !state.accepted { try await Task.sleep(for: .milliseconds(20)) }
+                        try await Task.sleep(for: .milliseconds(Int(hold * 1000)))
+                        return "hold over"
+                    }
+                }
+                let first = try await group.next() ?? "?"
+                group.cancelAll()
+                return first
             }
-            guard finished else {
-                if let call = await progress.call { try? await client.end(call) }
-                throw ClientCLI.failure(
-                    await progress.call == nil ? "no call within \(timeout) s" : "timed out; hung up")
-            }
+            let call = await state.call
+            print(outcome)
+            await MediaPrinter.summary(engine)
+            if let call, await state.accepted, !outcome.hasPrefix("call ended") { try? await client.end(call) }
+            if outcome.hasPrefix("no call") { throw ClientCLI.failure(outcome) }
+            print("hung up")
         }
     }
 

@@ -61,6 +61,15 @@ struct ClientOptions: ParsableArguments {
     var contactsPath: String { (key as NSString).deletingLastPathComponent + "/contacts" }
 
     /// Reads the key, connects and logs in. Errors are printed; the thrown value is the exit code.
+    /// The device identity from the key file.
+    func identity() throws -> DeviceIdentity {
+        do {
+            return try KeyFile.read(from: key)
+        } catch {
+            throw ClientCLI.failure("cannot read the key file: \(error) (create one with `parley keygen`)")
+        }
+    }
+
     func logIn() async throws -> (ParleyClient, Welcome) {
         let identity: DeviceIdentity
         do {

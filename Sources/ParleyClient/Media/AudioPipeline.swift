@@ -1,0 +1,160 @@
+import ParleyMedia
+
+/// Where a call's outgoing audio comes from.
+public enum AudioSource: Sendable {
+    /// 48 kHz mono samples (a WAV file, already resampled), played once in real time, then silence.
+    case samples([Int16])
+    /// A generated tone, for as long as the call lasts.
+    case tone(frequency: Double, levelDBFS: Double)
+    /// Silence (DTX sends almost nothing).
+    case silence
+}
+
+/// Opus settings for a call (docs/PROTOCOL.md §5.4).
+public struct AudioSettings: Sendable, Hashable {
+    /// Starting bitrate, bits/s; the rate controller moves it with measured loss.
+    public var bitrate = 32_000
+    /// Encoder complexity 0–10.
+    public var complexity = 9
+    /// Discontinuous transmission during silence.
+    public var dtx = true
+    /// FEC planned for this much loss until the peer's first report says how much there is.
+    public var initialExpectedLossPercent = 5
+    /// Jitter buffer tunables.
+    public var jitter = JitterBuffer.Configuration()
+
+    /// Defaults: 32 kb/s, complexity 9, in-band FEC on, DTX on.
+    public init() {}
+}
+
+/// One side's audio for a call, sans I/O and confined to one thread: source → Opus → (core seals and sends);
+/// (core opens) → jitter buffer → Opus decode / FEC / concealment → sink; plus the statistics.
+/// Every time is microseconds on the monotonic clock of the caller's choosing.
+final class AudioPipeline {
+    let encoder: OpusEncoder
+    let decoder: OpusDecoder
+    var jitter: JitterBuffer
+    var arrivals = ArrivalStats()
+    var rtt = RTTEstimator()
+    var rate = RateController()
+    var source: AudioSource
+    var sourcePosition = 0
+    var tone: ToneGenerator?
+    let sink: WAVWriter?
+    /// Frames produced by the source so far (including DTX frames not sent): the next frame's index.
+    private(set) var frameIndex: UInt64 = 0
+    private(set) var sentPackets = 0
+    private(set) var decodedPackets = 0
+    private(set) var firstDecrypted: UInt64?
+    private(set) var firstPlayed: UInt64?
+    private(set) var writtenFrames = 0
+    /// The peer's report time we last saw and when (for echoing).
+    private var peerReport: (time: UInt64, at: UInt64)?
+    private(set) var peerLossPercent = 0.0
+    private(set) var peerJitterMilliseconds = 0.0
+
+    init(source: AudioSource, sink: WAVWriter?, settings: AudioSettings) throws {
+        encoder = try OpusEncoder(
+            bitrate: settings.bitrate, complexity: settings.complexity, inbandFEC: true, dtx: settings.dtx,
+            expectedLossPercent: settings.initialExpectedLossPercent)
+        decoder = try OpusDecoder()
+        jitter = JitterBuffer(configuration: settings.jitter)
+        self.source = source
+        self.sink = sink
+        if case .tone(let frequency, let level) = source { tone = ToneGenerator(frequency: frequency, levelDBFS: level) }
+    }
+
+    /// True when a sample source has been played to its end.
+    var sourceFinished: Bool {
+        if case .samples(let samples) = source { return sourcePosition >= samples.count }
+        return false
+    }
+
+    /// The next 20 ms of the source, encoded: (frame index, Opus packet), or nil for a frame DTX leaves out.
+    func nextFrame() throws -> (frame: UInt64, opus: [UInt8])? {
+        var pcm: [Int16]
+        switch source {
+        case .samples(let samples):
+            let end = min(sourcePosition + AudioFormat.frameSamples, samples.count)
+            pcm = sourcePosition < end ? Array(samples[sourcePosition..<end]) : []
+            sourcePosition = end
+            if pcm.count < AudioFormat.frameSamples { pcm += [Int16](repeating: 0, count: AudioFormat.frameSamples - pcm.count) }
+        case .tone:
+            pcm = tone!.nextFrame()
+        case .silence:
+            pcm = [Int16](repeating: 0, count: AudioFormat.frameSamples)
+        }
+        let index = frameIndex
+        frameIndex += 1
+        let packet = try encoder.encode(pcm)
+        if OpusEncoder.isDTXPacket(packet) { return nil }
+        sentPackets += 1
+        return (index, packet)
+    }
+
+    /// A decrypted audio packet arrived.
+    func received(frame: UInt64, opus: [UInt8], sequence: UInt64, now: UInt64) {
+        if firstDecrypted == nil { firstDecrypted = now }
+        arrivals.record(sequence: sequence, frame: frame, arrival: now)
+        jitter.insert(frame: frame, payload: opus, arrival: now)
+    }
+
+    /// One playout tick: the jitter buffer's decision, decoded, written to the sink once playout started.
+    func playout(now: UInt64) throws {
+        let pcm: [Int16]?
+        switch jitter.pull(now: now) {
+        case .frame(let packet):
+            pcm = (try? decoder.decode(packet)) ?? decoder.conceal()
+            decodedPackets += 1
+            if firstPlayed == nil { firstPlayed = now }
+        case .recover(let next):
+            pcm = decoder.decodeFEC(from: next)
+        case .conceal:
+            pcm = decoder.conceal()
+        case .silence:
+            pcm = firstPlayed == nil ? nil : [Int16](repeating: 0, count: AudioFormat.frameSamples)
+        }
+        if let pcm, let sink {
+            try sink.append(pcm)
+            writtenFrames += 1
+        }
+    }
+
+    /// Builds a receiver report (docs/PROTOCOL.md §5.5):
+    /// `time (8) || echoed peer time (8) || hold µs (4) || loss ‰ (2) || jitter 0.1 ms (2)`.
+    func report(now: UInt64) -> [UInt8] {
+        var out: [UInt8] = []
+        func put(_ value: UInt64, _ bytes: Int) {
+            for i in (0..<bytes).reversed() { out.append(UInt8(truncatingIfNeeded: value >> UInt64(8 * i))) }
+        }
+        put(now, 8)
+        put(peerReport?.time ?? 0, 8)
+        put(peerReport.map { min(now - $0.at, UInt64(UInt32.max)) } ?? 0, 4)
+        put(UInt64(min(1000, max(0, arrivals.takeIntervalLossFraction() * 1000)).rounded()), 2)
+        put(UInt64(min(65535, arrivals.jitterMilliseconds * 10)), 2)
+        return out
+    }
+
+    /// A decrypted report from the peer: RTT from the echo, the peer's view of our loss for the encoder.
+    func receivedReport(_ bytes: [UInt8], sequence: UInt64, now: UInt64) {
+        arrivals.record(sequence: sequence)
+        guard bytes.count == 24 else { return }
+        func get(_ offset: Int, _ count: Int) -> UInt64 { bytes[offset..<(offset + count)].reduce(0) { $0 << 8 | UInt64($1) } }
+        peerReport = (get(0, 8), now)
+        let echoed = get(8, 8)
+        if echoed != 0 { rtt.record(echoedTime: echoed, holdTime: get(16, 4), now: now) }
+        peerLossPercent = Double(get(20, 2)) / 10
+        peerJitterMilliseconds = Double(get(22, 2)) / 10
+        let decision = rate.update(lossFraction: peerLossPercent / 100, bandwidthEstimate: nil, now: now)
+        if decision.changed {
+            try? encoder.setBitrate(decision.bitrate)
+            try? encoder.setExpectedLossPercent(decision.expectedLossPercent)
+        }
+    }
+
+    /// The live quality figures of what we receive.
+    var quality: CallQuality { CallQuality(rtt: rtt, arrivals: arrivals, playout: jitter.statistics) }
+
+    /// Closes the sink (fixes up the WAV header).
+    func close() throws { try sink?.close() }
+}

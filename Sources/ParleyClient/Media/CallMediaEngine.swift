@@ -1,0 +1,320 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ParleyCrypto
+import ParleyMedia
+import ParleyWire
+
+/// What a call's media engine reports to the application.
+public enum CallMediaEvent: Sendable {
+    /// Keys agreed with `device`: show the code to the person.
+    case keysReady(device: SignalName, sas: ShortAuthenticationString, suite: MediaCipherSuite)
+    /// Media flows with `device` at `peer`.
+    case mediaStarted(device: SignalName, peer: SocketAddress)
+    /// The first audio packet from the peer was decrypted (wall clock, µs since the epoch).
+    case firstAudio(wallMicros: UInt64)
+    /// Once a second while media flows.
+    case quality(CallQuality)
+    /// Caller: send this reveal through signaling too (`cand`).
+    case revealThroughSignaling([UInt8])
+    /// The sample source has been played to its end.
+    case sourceFinished
+    /// The peer hung up on the media path.
+    case peerHungUp
+    /// The handshake with `device` failed (tampering or protocol error).
+    case failed(device: SignalName, reason: String)
+}
+
+/// Totals at the end of a call.
+public struct CallMediaSummary: Sendable, CustomStringConvertible {
+    public let quality: CallQuality
+    public let sentPackets: Int
+    public let receivedPackets: UInt64
+    public let played: Int
+    public let recoveredByFEC: Int
+    public let concealed: Int
+    public let late: Int
+    public let writtenFrames: Int
+    public let dropped: [String: Int]
+
+    public var description: String {
+        "sent \(sentPackets) packets; received \(receivedPackets); played \(played) frames, FEC-recovered \(recoveredByFEC), "
+            + "concealed \(concealed), late \(late); \(quality)"
+    }
+}
+
+/// The I/O shell around ``CallMediaCore`` and the audio pipeline: one UDP socket (SwiftNIO), a 20 ms clock
+/// on that socket's event loop, all state confined to the loop.
+public final class CallMediaEngine: @unchecked Sendable {
+    let channel: any Channel
+    let loop: any EventLoop
+    /// Where this engine receives media: candidates to put in an offer or answer.
+    public let candidates: [MediaCandidate]
+    /// Events for the application.
+    public let events: AsyncStream<CallMediaEvent>
+    let continuation: AsyncStream<CallMediaEvent>.Continuation
+    let origin = NIODeadline.now()
+
+    // Loop-confined.
+    var core: CallMediaCore?
+    var audio: AudioPipeline?
+    var tick: UInt64 = 0
+    var nextReport: UInt64 = 0
+    var reportedFinish = false
+    var timer: Scheduled<Void>?
+    var closed = false
+    /// Debugging aids, off unless the environment names a file (docs/OPERATIONS.md): the media secrets of
+    /// every call (like SSLKEYLOGFILE) and the plaintext Opus packets sent (`<frame> <hex>` per line). The
+    /// end-to-end test uses both to prove the wire carries neither. Never enable them in use.
+    let keyLog = ProcessInfo.processInfo.environment["PARLEY_KEYLOGFILE"]
+    let mediaDump = ProcessInfo.processInfo.environment["PARLEY_MEDIA_DUMP"]
+
+    init(channel: any Channel, candidates: [MediaCandidate]) {
+        self.channel = channel
+        self.loop = channel.eventLoop
+        self.candidates = candidates
+        (events, continuation) = AsyncStream.makeStream(of: CallMediaEvent.self)
+    }
+
+    /// Opens the media socket on `host` (port chosen by the system). With the wildcard address, the
+    /// candidates are every non-loopback IPv4 address of the machine (127.0.0.1 when it has none).
+    public static func bind(host: String = "0.0.0.0", group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton)
+        async throws -> CallMediaEngine
+    {
+        let box = NIOLockedValueBox<CallMediaEngine?>(nil)
+        let channel = try await DatagramBootstrap(group: group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(MediaDatagramHandler(engine: box))
+                }
+            }
+            .bind(host: host, port: 0).get()
+        guard let port = channel.localAddress?.port else { throw ClientError.violation("media socket has no port") }
+        var addresses: [[UInt8]] = []
+        if let local = channel.localAddress, case .v4(let v4) = local, v4.address.sin_addr.s_addr != 0 {
+            addresses = [Self.bytes(local)].compactMap { $0 }
+        } else {
+            for device in (try? System.enumerateDevices()) ?? [] {
+                guard let address = device.address, case .v4 = address, let bytes = Self.bytes(address), bytes[0] != 127 else { continue }
+                if !addresses.contains(bytes) { addresses.append(bytes) }
+            }
+            if addresses.isEmpty { addresses = [[127, 0, 0, 1]] }
+        }
+        let engine = CallMediaEngine(
+            channel: channel, candidates: addresses.compactMap { MediaCandidate(address: $0, port: UInt16(port)) })
+        box.withLockedValue { $0 = engine }
+        return engine
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes { out += [digits[Int(b >> 4)], digits[Int(b & 15)]] }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func append(_ line: String, to path: String) {
+        guard let handle = FileHandle(forWritingAtPath: path) ?? {
+            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+            return FileHandle(forWritingAtPath: path)
+        }() else { return }
+        handle.seekToEndOfFile()
+        handle.write(Data(line.utf8))
+        try? handle.close()
+    }
+
+    /// `PARLEY_KEYLOGFILE` lines: `<call> <suite> caller_to_callee <hex>` and `… callee_to_caller <hex>`.
+    static func logKeys(_ keys: CallKeys, call: SignalID?, to path: String) {
+        FileHandle.standardError.write(Data("parley: WARNING: PARLEY_KEYLOGFILE is set: writing this call's media secrets to \(path)\n".utf8))
+        let id = call?.text ?? "-"
+        append(
+            "\(id) \(keys.suite.rawValue) caller_to_callee \(hex(keys.callerToCallee.secretBytes))\n"
+                + "\(id) \(keys.suite.rawValue) callee_to_caller \(hex(keys.calleeToCaller.secretBytes))\n", to: path)
+    }
+
+    static func bytes(_ address: SocketAddress) -> [UInt8]? {
+        guard case .v4(let v4) = address else { return nil }
+        return withUnsafeBytes(of: v4.address.sin_addr.s_addr) { Array($0) }
+    }
+
+    /// Candidates as offer/answer extension fields.
+    public var candidateFields: [CallField] {
+        candidates.map { CallField(type: MediaCandidate.fieldType, value: $0.encoded) }
+    }
+
+    /// Microseconds since the engine was made (the core's and the pipeline's clock).
+    var now: UInt64 { UInt64(max(0, (NIODeadline.now() - origin).nanoseconds / 1000)) }
+
+    static var wallMicros: UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+    }
+
+    /// Starts the call's media: the core (handshake and protection) and the audio pipeline; ticks every 20 ms.
+    public func start(_ core: CallMediaCore, source: AudioSource, recordTo path: String?, settings: AudioSettings = AudioSettings())
+        async throws
+    {
+        let sink = try path.map { try WAVWriter(path: $0) }
+        let pipeline = try AudioPipeline(source: source, sink: sink, settings: settings)
+        try await loop.submit {
+            self.core = core
+            self.audio = pipeline
+            self.scheduleTick(at: self.origin + .milliseconds(20))
+        }.get()
+    }
+
+    /// Caller: the server reported that `device` accepted with `answer` (verified).
+    public func answered(by device: SignalName, answer: [UInt8]) {
+        onLoop { core, now in core.answered(by: device, answer: answer, now: now) }
+    }
+
+    /// Callee: the reveal arrived through signaling.
+    public func revealedThroughSignaling(_ ephemeral: [UInt8]) {
+        onLoop { core, now in core.revealedThroughSignaling(ephemeral, now: now) }
+    }
+
+    /// Callee: this device accepted the call.
+    public func accept() {
+        onLoop { core, now in core.accept(now: now) }
+    }
+
+    /// Says goodbye on the media path, stops the clock, closes the recording and the socket; returns totals.
+    public func finish() async -> CallMediaSummary? {
+        let summary: CallMediaSummary? = try? await loop.submit {
+            guard !self.closed else { return nil }
+            self.closed = true
+            self.timer?.cancel()
+            if var core = self.core {
+                self.perform(core.hangUp(now: self.now))
+                self.core = core
+                self.channel.flush()
+            }
+            try? self.audio?.close()
+            return self.summary()
+        }.get()
+        try? await channel.close()
+        continuation.finish()
+        return summary
+    }
+
+    func summary() -> CallMediaSummary? {
+        guard let audio else { return nil }
+        let stats = audio.jitter.statistics
+        return CallMediaSummary(
+            quality: audio.quality, sentPackets: audio.sentPackets, receivedPackets: audio.arrivals.received,
+            played: stats.played, recoveredByFEC: stats.recoveredByFEC, concealed: stats.concealed, late: stats.late,
+            writtenFrames: audio.writtenFrames, dropped: core?.dropped ?? [:])
+    }
+
+    func onLoop(_ body: @escaping @Sendable (inout CallMediaCore, UInt64) -> [CallMediaCore.Action]) {
+        loop.execute {
+            guard var core = self.core else { return }
+            let actions = body(&core, self.now)
+            self.core = core
+            self.perform(actions)
+            self.channel.flush()
+        }
+    }
+
+    func scheduleTick(at deadline: NIODeadline) {
+        timer = loop.scheduleTask(deadline: deadline) { [self] in
+            guard !closed else { return }
+            runTick()
+            // Absolute deadlines: no drift, however long a tick took.
+            var next = deadline + .milliseconds(20)
+            let now = NIODeadline.now()
+            if next < now { next = now }
+            scheduleTick(at: next)
+        }
+    }
+
+    func runTick() {
+        guard var core, let audio else { return }
+        let now = self.now
+        var actions = core.tick(now: now)
+        if core.mediaActive {
+            do {
+                if let (frame, opus) = try audio.nextFrame() {
+                    let sent = core.sendAudio(frame: frame, opus: opus, now: now)
+                    if let mediaDump, !sent.isEmpty { Self.append("\(frame) \(Self.hex(opus))\n", to: mediaDump) }
+                    actions += sent
+                }
+                if now >= nextReport {
+                    nextReport = now + 1_000_000
+                    actions += core.sendReport(audio.report(now: now), now: now)
+                    continuation.yield(.quality(audio.quality))
+                }
+            } catch {
+                continuation.yield(.failed(device: core.callee, reason: "audio: \(error)"))
+            }
+            if audio.sourceFinished, !reportedFinish {
+                reportedFinish = true
+                continuation.yield(.sourceFinished)
+            }
+        }
+        try? audio.playout(now: now)
+        self.core = core
+        perform(actions)
+        channel.flush()
+    }
+
+    func receive(_ bytes: [UInt8], from source: SocketAddress) {
+        guard var core else { return }
+        let now = self.now
+        let actions = core.receive(bytes, from: source, now: now)
+        self.core = core
+        perform(actions)
+    }
+
+    func perform(_ actions: [CallMediaCore.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let bytes, let address):
+                let buffer = channel.allocator.buffer(bytes: bytes)
+                channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+            case .keysReady(let device, let keys):
+                if let keyLog { Self.logKeys(keys, call: core?.call, to: keyLog) }
+                continuation.yield(.keysReady(device: device, sas: keys.sas, suite: keys.suite))
+            case .mediaStarted(let device, let peer):
+                continuation.yield(.mediaStarted(device: device, peer: peer))
+            case .audio(let frame, let opus, let sequence):
+                guard let audio else { continue }
+                let first = audio.firstDecrypted == nil
+                audio.received(frame: frame, opus: opus, sequence: sequence, now: now)
+                if first { continuation.yield(.firstAudio(wallMicros: Self.wallMicros)) }
+            case .report(let bytes, let sequence):
+                audio?.receivedReport(bytes, sequence: sequence, now: now)
+            case .revealThroughSignaling(let bytes):
+                continuation.yield(.revealThroughSignaling(bytes))
+            case .peerHungUp:
+                continuation.yield(.peerHungUp)
+            case .handshakeFailed(let device, let reason):
+                continuation.yield(.failed(device: device, reason: reason))
+            }
+        }
+    }
+}
+
+/// Hands datagrams to the engine on its loop; flushes after each read burst.
+final class MediaDatagramHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    let engine: NIOLockedValueBox<CallMediaEngine?>
+    var cached: CallMediaEngine?
+
+    init(engine: NIOLockedValueBox<CallMediaEngine?>) { self.engine = engine }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        if cached == nil { cached = engine.withLockedValue { $0 } }
+        guard let cached, envelope.data.readableBytes <= 2048 else { return }
+        cached.receive(Array(envelope.data.readableBytesView), from: envelope.remoteAddress)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+}

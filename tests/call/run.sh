@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# tests/call/run.sh - end-to-end encrypted calls (docs/PROTOCOL.md §5) between two `parley` CLI clients
+# through our server on loopback, with a packet capture taken where the server sits.
+#
+#   tests/call/run.sh            (PARLEY=/path/to/parley to pick the binary; else it is built)
+#
+# Call 1: alice calls bob, who is logged in on two devices; bob/phone accepts after 0.5 s of ringing,
+#   bob/laptop is told "answered elsewhere". alice sends a 440 Hz tone, bob a 1 kHz tone, both at -20 dBFS;
+#   each records what it receives. Call 2: alice plays a 44.1 kHz stereo WAV (700 Hz, -14 dBFS, made by sox).
+# Checks: both sides show the same SAS; the recordings carry the sent tone (frequency ±2 Hz, level ±2 dB,
+#   numpy FFT); the capture of everything on loopback (tshark) contains none of the media secrets or the
+#   keys/IVs derived from them (PARLEY_KEYLOGFILE, a debugging key log like SSLKEYLOGFILE) and none of the
+#   Opus packets sent (PARLEY_MEDIA_DUMP), while the audio datagrams it does contain open with the logged keys
+#   to exactly those packets (so the capture saw the media, encrypted).
+# As root the run sits in its own network namespace (`unshare -n`): the capture holds only this test.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+PY=${PYTHON:-python3}
+note() { echo "call: $*" >&2; }
+bail() { note "$*"; echo "0 passed, 1 failed"; exit 1; }
+
+if [ -z "${PARLEY_CALL_INNER:-}" ]; then
+  for tool in tshark sox; do command -v $tool >/dev/null || bail "$tool missing (scripts/setup.sh --test installs it)"; done
+  "$PY" -c 'import numpy, cryptography' 2>/dev/null || bail "python3 numpy/cryptography missing (scripts/setup.sh --test)"
+  if [ -z "${PARLEY:-}" ]; then
+    (cd "$ROOT" && swift build --product parley >/dev/null) || bail "swift build failed"
+    PARLEY="$ROOT/.build/debug/parley"
+  fi
+  export PARLEY PARLEY_CALL_INNER=1
+  if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+    exec unshare -n bash "$0" "$@"
+  fi
+  note "not root: running in the host namespace (the capture may contain other loopback traffic)"
+fi
+ip link set lo up 2>/dev/null || true
+
+TMP=$(mktemp -d /tmp/parley-call.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
+trap cleanup EXIT
+PASS=0 FAIL=0
+check() { # check OK LABEL DETAIL
+  if [ "$1" = 0 ]; then echo "PASS $2: $3"; PASS=$((PASS + 1)); else echo "FAIL $2: $3"; FAIL=$((FAIL + 1)); fi
+}
+count() { # count the PASS/FAIL lines of a checker's output
+  local out; out=$("$@"); echo "$out"
+  PASS=$((PASS + $(grep -c '^PASS' <<<"$out"))); FAIL=$((FAIL + $(grep -c '^FAIL' <<<"$out")))
+  grep -q '^\(PASS\|FAIL\)' <<<"$out" || FAIL=$((FAIL + 1))
+}
+
+mkdir -p "$TMP/keys"
+for acct in alice.phone bob.phone bob.laptop; do
+  "$PARLEY" keygen --out "$TMP/keys/$acct.key" >"$TMP/keys/$acct.pub" 2>/dev/null || bail "keygen failed"
+done
+for acct in alice.phone bob.phone bob.laptop; do echo "$acct = $(cat "$TMP/keys/$acct.pub")"; done >"$TMP/accounts.conf"
+"$PARLEY" serve --stun-enabled no --http-listen 127.0.0.1 --http-port 0 --signal-listen 127.0.0.1 --signal-port 0 \
+  --store-path "$TMP/parley.sqlite" --signal-accounts-file "$TMP/accounts.conf" --ready-file "$TMP/ready" \
+  >"$TMP/server.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do [ -s "$TMP/ready" ] && grep -q signal_tcp "$TMP/ready" && break; sleep 0.1; done
+PORT=$(sed -n 's/^signal_tcp=//p' "$TMP/ready")
+[ -n "$PORT" ] || bail "server did not start ($TMP/server.log)"
+
+tshark -q -i lo -w "$TMP/capture.pcapng" >"$TMP/tshark.log" 2>&1 &
+TSHARK=$!
+PIDS+=($TSHARK)
+for _ in $(seq 50); do grep -q "Capturing on" "$TMP/tshark.log" && break; sleep 0.1; done
+sleep 0.5
+
+client() { # client ACCOUNT SUBCOMMAND ARGS…
+  local acct=$1; shift
+  local sub=$1; shift
+  PARLEY_KEYLOGFILE="$TMP/keylog" PARLEY_MEDIA_DUMP="$TMP/dump.$acct" \
+    timeout -k 5 60 "$PARLEY" "$sub" "$@" --server "127.0.0.1:$PORT" --key "$TMP/keys/$acct.key" \
+    --user "${acct%%.*}" --device "${acct#*.}" --media-bind 127.0.0.1
+}
+
+# Call 1: tones both ways, two callee devices.
+client bob.laptop answer --auto --ring-for 30 --timeout 40 >"$TMP/laptop.out" 2>&1 &
+LAPTOP=$!
+client bob.phone answer --auto --ring-for 0.5 --timeout 40 --tone 1000 --record "$TMP/bob1.wav" >"$TMP/bob1.out" 2>&1 &
+BOB=$!
+sleep 1
+client alice.phone call bob --tone 440 --hold 4 --record "$TMP/alice1.wav" --stats >"$TMP/alice1.out" 2>&1
+check $? call1-caller "parley call exited $? ($TMP/alice1.out)"
+wait $BOB; check $? call1-callee "parley answer exited ($TMP/bob1.out)"
+wait $LAPTOP
+grep -q "answered on our other device phone" "$TMP/laptop.out"; check $? call1-elsewhere "bob/laptop: $(grep -m1 -E 'answered|ended|error' "$TMP/laptop.out")"
+sas_a=$(grep -m1 'SAS:' "$TMP/alice1.out"); sas_b=$(grep -m1 'SAS:' "$TMP/bob1.out")
+[ -n "$sas_a" ] && [ "$sas_a" = "$sas_b" ]; check $? call1-sas "alice${sas_a#*SAS:} / bob${sas_b#*SAS:}"
+count "$PY" "$HERE/check_call.py" audio "$TMP/bob1.wav" 440 -20
+count "$PY" "$HERE/check_call.py" audio "$TMP/alice1.wav" 1000 -20
+
+# Call 2: a WAV file at 44.1 kHz stereo, resampled by the sender.
+sox -n -r 44100 -c 2 -b 16 "$TMP/in.wav" synth 3 sine 700 gain -17 2>/dev/null || bail "sox failed"
+client bob.phone answer --auto --timeout 40 --record "$TMP/bob2.wav" >"$TMP/bob2.out" 2>&1 &
+BOB=$!
+sleep 1
+client alice.phone call bob --play "$TMP/in.wav" >"$TMP/alice2.out" 2>&1
+check $? call2-caller "parley call --play exited ($TMP/alice2.out)"
+wait $BOB; check $? call2-callee "parley answer exited ($TMP/bob2.out)"
+sas_a=$(grep -m1 'SAS:' "$TMP/alice2.out"); sas_b=$(grep -m1 'SAS:' "$TMP/bob2.out")
+[ -n "$sas_a" ] && [ "$sas_a" = "$sas_b" ]; check $? call2-sas "alice${sas_a#*SAS:} / bob${sas_b#*SAS:}"
+# sox's gain -17 on a full-scale sine: -17 dBFS.
+count "$PY" "$HERE/check_call.py" audio "$TMP/bob2.wav" 700 -17
+
+sleep 0.5
+kill -INT $TSHARK; wait $TSHARK 2>/dev/null
+count "$PY" "$HERE/check_call.py" capture "$TMP/capture.pcapng" "$TMP/keylog" "$TMP"/dump.*
+
+echo "raw logs: $TMP"
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
