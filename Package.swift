@@ -184,6 +184,12 @@ let package = Package(
             dependencies: ["ParleyWire", "ParleyRelay", "FuzzReplay"],
             swiftSettings: strict
         ),
+        // Media benchmark: per-packet seal+open against raw swift-crypto, full-duplex calls per core.
+        .executableTarget(
+            name: "MediaBench",
+            dependencies: ["ParleyMedia", "ParleyCrypto", "ParleyWire", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         .executableTarget(name: "SignalBench", dependencies: ["ParleyWire", "ParleyCrypto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], swiftSettings: strict),
         .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], exclude: ["SignalCorpus", "TURNCorpus"], resources: [.copy("Corpus")]),
         .testTarget(name: "ParleyStoreTests", dependencies: ["ParleyStore", "ParleyCrypto"]),

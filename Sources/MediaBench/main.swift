@@ -1,0 +1,1 @@
+print("MediaBench: see Sources/MediaBench")
