@@ -64,6 +64,7 @@ public final class CallMediaEngine: @unchecked Sendable {
     var reportedFinish = false
     var timer: Scheduled<Void>?
     var closed = false
+    var inTick = false
     /// Debugging aids, off unless the environment names a file (docs/OPERATIONS.md): the media secrets of
     /// every call (like SSLKEYLOGFILE) and the plaintext Opus packets sent (`<frame> <hex>` per line). The
     /// end-to-end test uses both to prove the wire carries neither. Never enable them in use.
@@ -233,6 +234,8 @@ public final class CallMediaEngine: @unchecked Sendable {
     }
 
     func runTick() {
+        inTick = true
+        defer { inTick = false }
         guard var core, let audio else { return }
         let now = self.now
         var actions = core.tick(now: now)
@@ -262,6 +265,15 @@ public final class CallMediaEngine: @unchecked Sendable {
         channel.flush()
     }
 
+    func sendFrameNow() {
+        guard var core, let audio, core.mediaActive, let (frame, opus) = try? audio.nextFrame() else { return }
+        let actions = core.sendAudio(frame: frame, opus: opus, now: now)
+        if let mediaDump, !actions.isEmpty { Self.append("\(frame) \(Self.hex(opus))\n", to: mediaDump) }
+        self.core = core
+        perform(actions)
+        channel.flush()
+    }
+
     func receive(_ bytes: [UInt8], from source: SocketAddress) {
         guard var core else { return }
         let now = self.now
@@ -281,6 +293,9 @@ public final class CallMediaEngine: @unchecked Sendable {
                 continuation.yield(.keysReady(device: device, sas: keys.sas, suite: keys.suite))
             case .mediaStarted(let device, let peer):
                 continuation.yield(.mediaStarted(device: device, peer: peer))
+                // The first frame goes out now, not at the next tick: it is what tells the other side that
+                // media started (docs/PROTOCOL.md §5.3), so it sets the call's setup time.
+                if !inTick { sendFrameNow() }
             case .audio(let frame, let opus, let sequence):
                 guard let audio else { continue }
                 let first = audio.firstDecrypted == nil
