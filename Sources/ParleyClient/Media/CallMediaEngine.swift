@@ -76,6 +76,10 @@ public final class CallMediaEngine: @unchecked Sendable {
         self.loop = channel.eventLoop
         self.candidates = candidates
         (events, continuation) = AsyncStream.makeStream(of: CallMediaEvent.self)
+        if let mediaDump {
+            FileHandle.standardError.write(
+                Data("parley: WARNING: PARLEY_MEDIA_DUMP is set: writing the plaintext audio sent to \(mediaDump)\n".utf8))
+        }
     }
 
     /// Opens the media socket on `host` (port chosen by the system). With the wildcard address, the
