@@ -154,6 +154,7 @@ struct ClientCall: AsyncParsableCommand {
     }
 
     func run() async throws {
+        ClientCLI.lineBufferedOutput()  // live lines even into a pipe (parley demo, scripts)
         let identity = try options.identity()
         let (client, _) = try await options.logIn()
         let media = media
@@ -274,6 +275,7 @@ struct ClientAnswer: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
+        ClientCLI.lineBufferedOutput()  // live lines even into a pipe (parley demo, scripts)
         let identity = try options.identity()
         let (client, welcome) = try await options.logIn()
         let auto = auto

@@ -11,7 +11,7 @@ struct Parley: AsyncParsableCommand {
         commandName: "parley",
         abstract: "End-to-end encrypted calls and messages: server, client and tools.",
         version: version,
-        subcommands: [Serve.self, Keygen.self, User.self, ClientLogin.self, ClientCall.self, ClientAnswer.self,
+        subcommands: [Serve.self, Keygen.self, User.self, ClientLogin.self, ClientCall.self, ClientAnswer.self, Demo.self,
                       ClientSend.self, ClientInbox.self, ClientKeys.self, NAT.self, TURNUser.self, Version.self]
     )
 }

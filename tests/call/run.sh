@@ -7,6 +7,7 @@
 # Call 1: alice calls bob, who is logged in on two devices; bob/phone accepts after 0.5 s of ringing,
 #   bob/laptop is told "answered elsewhere". alice sends a 440 Hz tone, bob a 1 kHz tone, both at -20 dBFS;
 #   each records what it receives. Call 2: alice plays a 44.1 kHz stereo WAV (700 Hz, -14 dBFS, made by sox).
+# Then `parley demo` (its own server, fresh keys, a tone each way) must run and measure the right tones.
 # Checks: both sides show the same SAS; the recordings carry the sent tone (frequency ±2 Hz, level ±2 dB,
 #   numpy FFT); the capture of everything on loopback (tshark) contains none of the media secrets or the
 #   keys/IVs derived from them (PARLEY_KEYLOGFILE, a debugging key log like SSLKEYLOGFILE) and none of the
@@ -109,6 +110,15 @@ count "$PY" "$HERE/check_call.py" audio "$TMP/bob2.wav" 700 -17
 sleep 0.5
 kill -INT $TSHARK; wait $TSHARK 2>/dev/null
 count "$PY" "$HERE/check_call.py" capture "$TMP/capture.pcapng" "$TMP/keylog" "$TMP"/dump.*
+
+# parley demo: the whole thing in one command (its own server on 127.0.0.1, fresh keys), after the
+# capture stopped (its media is not in the key log).
+timeout -k 5 60 "$PARLEY" demo --seconds 2 --dir "$TMP/demo" >"$TMP/demo.out" 2>&1
+check $? demo-exit "parley demo exited ($TMP/demo.out)"
+awk '/^bob heard/ {for (i = 1; i <= NF; i++) if ($i == "dominant") b = $(i + 1)}
+     /^alice heard/ {for (i = 1; i <= NF; i++) if ($i == "dominant") a = $(i + 1)}
+     END {exit !(b > 438 && b < 442 && a > 658 && a < 662)}' "$TMP/demo.out"
+check $? demo-audio "$(grep -E '^(bob|alice) heard' "$TMP/demo.out" | sed 's/ -> .*//' | tr '\n' ';')"
 
 echo "raw logs: $TMP"
 echo "$PASS passed, $FAIL failed"

@@ -252,7 +252,10 @@ public final class CallMediaEngine: @unchecked Sendable {
                 }
                 if now >= nextReport {
                     nextReport = now + 1_000_000
-                    actions += core.sendReport(audio.report(now: now), now: now)
+                    // A fresh clock reading: the report's time stamp is what the peer's RTT is measured from,
+                    // so the encoding work of this tick must not count as network time.
+                    let stamp = self.now
+                    actions += core.sendReport(audio.report(now: stamp), now: stamp)
                     continuation.yield(.quality(audio.quality))
                 }
             } catch {
