@@ -104,6 +104,25 @@ public final class OpusEncoder {
         inbandFEC = on
     }
 
+    /// Audio bandwidths the encoder may be limited to (OPUS_SET_MAX_BANDWIDTH).
+    public enum Bandwidth: Int32, Sendable, CaseIterable {
+        /// 4 kHz audio.
+        case narrowband = 1101
+        /// 6 kHz.
+        case mediumband = 1102
+        /// 8 kHz: SILK only, the usual choice for voice over the Internet.
+        case wideband = 1103
+        /// 12 kHz.
+        case superWideband = 1104
+        /// 20 kHz (hybrid SILK+CELT for voice: the most expensive to encode).
+        case fullband = 1105
+    }
+
+    /// Limits the coded audio bandwidth.
+    public func setMaxBandwidth(_ bandwidth: Bandwidth) throws(MediaError) {
+        try Self.check(parley_opus_set_max_bandwidth(state, bandwidth.rawValue), "OPUS_SET_MAX_BANDWIDTH")
+    }
+
     /// Turns discontinuous transmission on or off.
     public func setDTX(_ on: Bool) throws(MediaError) {
         try Self.check(parley_opus_set_dtx(state, on ? 1 : 0), "OPUS_SET_DTX")
