@@ -54,6 +54,13 @@ final class AudioPipeline {
     private var peerReport: (time: UInt64, at: UInt64)?
     private(set) var peerLossPercent = 0.0
     private(set) var peerJitterMilliseconds = 0.0
+    /// Audio datagram bytes received since the last report we sent (for the peer's bandwidth estimate).
+    private var receivedBytes: UInt64 = 0
+    private var lastReportSent: UInt64?
+    /// The last bandwidth estimate handed to the rate controller, bits/s (nil: the path is not the limit).
+    private(set) var bandwidthEstimate: Int?
+    /// Bytes a protected audio datagram adds to the Opus packet: frame index 4, header 7, tag 16, UDP/IPv4 28.
+    static let packetOverhead = 4 + 7 + 16 + 28
 
     init(source: AudioSource, sink: WAVWriter?, settings: AudioSettings) throws {
         encoder = try OpusEncoder(
@@ -97,6 +104,7 @@ final class AudioPipeline {
     /// A decrypted audio packet arrived.
     func received(frame: UInt64, opus: [UInt8], sequence: UInt64, now: UInt64) {
         if firstDecrypted == nil { firstDecrypted = now }
+        receivedBytes += UInt64(opus.count + Self.packetOverhead)
         arrivals.record(sequence: sequence, frame: frame, arrival: now)
         jitter.insert(frame: frame, payload: opus, arrival: now)
     }
@@ -123,7 +131,8 @@ final class AudioPipeline {
     }
 
     /// Builds a receiver report (docs/PROTOCOL.md §5.5):
-    /// `time (8) || echoed peer time (8) || hold µs (4) || loss ‰ (2) || jitter 0.1 ms (2)`.
+    /// `time (8) || echoed peer time (8) || hold µs (4) || loss ‰ (2) || jitter 0.1 ms (2) ||
+    /// received bits/s since the last report (4)`.
     func report(now: UInt64) -> [UInt8] {
         var out: [UInt8] = []
         func put(_ value: UInt64, _ bytes: Int) {
@@ -134,20 +143,33 @@ final class AudioPipeline {
         put(peerReport.map { min(now - $0.at, UInt64(UInt32.max)) } ?? 0, 4)
         put(UInt64(min(1000, max(0, arrivals.takeIntervalLossFraction() * 1000)).rounded()), 2)
         put(UInt64(min(65535, arrivals.jitterMilliseconds * 10)), 2)
+        let interval = lastReportSent.map { now - $0 } ?? 0
+        put(interval > 0 ? min(receivedBytes * 8 * 1_000_000 / interval, UInt64(UInt32.max)) : 0, 4)
+        receivedBytes = 0
+        lastReportSent = now
         return out
     }
 
     /// A decrypted report from the peer: RTT from the echo, the peer's view of our loss for the encoder.
     func receivedReport(_ bytes: [UInt8], sequence: UInt64, now: UInt64) {
         arrivals.record(sequence: sequence)
-        guard bytes.count == 24 else { return }
+        guard bytes.count == 28 else { return }
         func get(_ offset: Int, _ count: Int) -> UInt64 { bytes[offset..<(offset + count)].reduce(0) { $0 << 8 | UInt64($1) } }
         peerReport = (get(0, 8), now)
         let echoed = get(8, 8)
         if echoed != 0 { rtt.record(echoedTime: echoed, holdTime: get(16, 4), now: now) }
         peerLossPercent = Double(get(20, 2)) / 10
         peerJitterMilliseconds = Double(get(22, 2)) / 10
-        let decision = rate.update(lossFraction: peerLossPercent / 100, bandwidthEstimate: nil, now: now)
+        // Bandwidth: only when the path shows congestion — loss together with a queue building up (RTT
+        // 80 ms above its minimum) — is what arrived taken as what the path can carry. Random loss on an
+        // uncongested path keeps the RTT flat and leaves the bitrate to the loss rule.
+        let received = Int(get(24, 4))
+        if peerLossPercent >= 2, received > 0, let latest = rtt.latest, let minimum = rtt.minimum, latest > minimum + 80_000 {
+            bandwidthEstimate = max(0, received - Self.packetOverhead * 8 * 50)
+        } else {
+            bandwidthEstimate = nil
+        }
+        let decision = rate.update(lossFraction: peerLossPercent / 100, bandwidthEstimate: bandwidthEstimate, now: now)
         if decision.changed {
             try? encoder.setBitrate(decision.bitrate)
             try? encoder.setExpectedLossPercent(decision.expectedLossPercent)
