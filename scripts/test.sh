@@ -17,6 +17,14 @@ count() {  # count NAME PASSED FAILED
 }
 
 logdir=$(mktemp -d /tmp/parley-test.XXXXXX)
+if [[ -f tests/netlab/call_impaired.sh ]]; then
+    if [[ $(id -u) -eq 0 ]]; then
+        run_suite netlab-calls tests/netlab/call_impaired.sh
+    else
+        echo "== netlab-calls: needs root (network namespaces); run as root to include it"
+    fi
+fi
+
 echo "logs in $logdir"
 
 if ! swift build --build-tests 2>&1 | tee "$logdir/build.log" | grep -E "error:|warning: unre|Compiling parley|Build complete" ; then :; fi
@@ -110,6 +118,14 @@ if [[ -f tests/netlab/turn_symmetric.sh ]]; then
         run_suite netlab-turn tests/netlab/turn_symmetric.sh
     else
         echo "== netlab-turn: needs root (network namespaces); run as root to include it"
+    fi
+fi
+
+if [[ -f tests/netlab/call_impaired.sh ]]; then
+    if [[ $(id -u) -eq 0 ]]; then
+        run_suite netlab-calls tests/netlab/call_impaired.sh
+    else
+        echo "== netlab-calls: needs root (network namespaces); run as root to include it"
     fi
 fi
 

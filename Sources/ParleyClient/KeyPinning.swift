@@ -105,6 +105,18 @@ struct KeyPins: Sendable, Hashable {
         return KeyLookup(user: user, devices: presented, status: status)
     }
 
+    /// `disk` with this process's own decisions since `baseline` (what it loaded) applied on top: another
+    /// process sharing the contacts file (another account in the same key directory) keeps its pins.
+    func merged(onto disk: KeyPins, since baseline: KeyPins) -> KeyPins {
+        var result = disk
+        for (user, devices) in pins {
+            for (device, pin) in devices where baseline.pins[user]?[device] != pin {
+                result.pins[user, default: [:]][device] = pin
+            }
+        }
+        return result
+    }
+
     // MARK: Contacts file
 
     /// The first line of a contacts file.

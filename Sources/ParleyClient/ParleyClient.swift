@@ -74,6 +74,8 @@ public actor ParleyClient {
 
     var session = ClientSession()
     var pins = KeyPins()
+    /// The pins as last read from or written to the contacts file (what a save merges against).
+    var pinsOnDisk = KeyPins()
     var calls: [SignalID: CallRecord] = [:]
     var target: Target?
     var link: Link?
@@ -190,7 +192,10 @@ public actor ParleyClient {
     var credentials: ClientSession.Credentials? { session.credentials }
 
     private func loadFiles(account: String) throws(ClientError) -> ClientState {
-        if let path = options.contactsPath { pins = try KeyPins.load(from: path) }
+        if let path = options.contactsPath {
+            pins = try KeyPins.load(from: path)
+            pinsOnDisk = pins
+        }
         guard let path = options.statePath else { return ClientState(account: account) }
         lockDescriptor = try PrivateFile.lock(path + ".lock")
         let (state, discarded) = try ClientState.load(from: path, account: account)
@@ -288,7 +293,15 @@ public actor ParleyClient {
     func savePins() {
         guard let path = options.contactsPath else { return }
         do {
-            try PrivateFile.write(Array(pins.render().utf8), to: path)
+            // Read, merge, write under a lock: other processes (other accounts in the same key directory)
+            // may have pinned keys since we loaded the file.
+            let lock = try PrivateFile.waitForLock(path + ".lock")
+            defer { PrivateFile.unlock(lock) }
+            let disk = (try? KeyPins.load(from: path)) ?? pinsOnDisk
+            let merged = pins.merged(onto: disk, since: pinsOnDisk)
+            try PrivateFile.write(Array(merged.render().utf8), to: path)
+            pins = merged
+            pinsOnDisk = merged
         } catch {
             logger.error("could not save the contacts file", metadata: ["error": "\(error)"])
         }

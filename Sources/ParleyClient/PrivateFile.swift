@@ -80,6 +80,18 @@ enum PrivateFile {
         return fd
     }
 
+    /// Takes an exclusive lock on `path` (created 0600), waiting for another holder to let go.
+    static func waitForLock(_ path: String) throws(ClientError) -> Int32 {
+        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw failure(path, "open") }
+        guard flock(fd, LOCK_EX) == 0 else {
+            let error = failure(path, "flock")
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
     /// Releases a lock taken with ``lock(_:)``.
     static func unlock(_ fd: Int32) {
         close(fd)

@@ -1,4 +1,6 @@
+import ParleyCrypto
 import ParleyMedia
+import ParleyWire
 import XCTest
 
 @testable import ParleyClient
@@ -52,5 +54,31 @@ final class AudioPipelineTests: XCTestCase {
         let estimate = try XCTUnwrap(a.bandwidthEstimate)
         XCTAssertLessThan(estimate, 32_000)
         XCTAssertLessThan(a.encoder.bitrate, 32_000, "the encoder follows the estimate down")
+    }
+}
+
+/// Two processes sharing a contacts file (two accounts in one key directory) keep each other's pins.
+final class KeyPinsMergeTests: XCTestCase {
+    func testSavingMergesWithWhatAnotherProcessWrote() throws {
+        let alice = SignalName("alice")!
+        let bob = SignalName("bob")!
+        let carol = SignalName("carol")!
+        let phone = SignalName("phone")!
+        var first = KeyPins()
+        var second = KeyPins()
+        let baseline = KeyPins()
+        _ = try first.review(bob, presented: [phone: DeviceIdentity.generate().publicBundle], acceptChanges: false, now: 1)
+        _ = try second.review(alice, presented: [phone: DeviceIdentity.generate().publicBundle], acceptChanges: false, now: 2)
+        // The first process saved; the second saves later, merging onto the file.
+        let onDisk = first.merged(onto: KeyPins(), since: baseline)
+        let merged = second.merged(onto: onDisk, since: baseline)
+        XCTAssertNotNil(merged.pinned(bob, phone))
+        XCTAssertNotNil(merged.pinned(alice, phone))
+        // A pin changed by this process wins over the file's older one; untouched pins come from the file.
+        var third = merged
+        _ = try third.review(carol, presented: [phone: DeviceIdentity.generate().publicBundle], acceptChanges: false, now: 3)
+        let again = third.merged(onto: merged, since: merged)
+        XCTAssertEqual(again.pinned(bob, phone), merged.pinned(bob, phone))
+        XCTAssertNotNil(again.pinned(carol, phone))
     }
 }

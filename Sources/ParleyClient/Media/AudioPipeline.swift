@@ -47,6 +47,8 @@ final class AudioPipeline {
     private(set) var frameIndex: UInt64 = 0
     private(set) var sentPackets = 0
     private(set) var decodedPackets = 0
+    /// Audio packets received (authenticated); reports are not counted.
+    private(set) var receivedAudio = 0
     private(set) var firstDecrypted: UInt64?
     private(set) var firstPlayed: UInt64?
     private(set) var writtenFrames = 0
@@ -104,6 +106,7 @@ final class AudioPipeline {
     /// A decrypted audio packet arrived.
     func received(frame: UInt64, opus: [UInt8], sequence: UInt64, now: UInt64) {
         if firstDecrypted == nil { firstDecrypted = now }
+        receivedAudio += 1
         receivedBytes += UInt64(opus.count + Self.packetOverhead)
         arrivals.record(sequence: sequence, frame: frame, arrival: now)
         jitter.insert(frame: frame, payload: opus, arrival: now)

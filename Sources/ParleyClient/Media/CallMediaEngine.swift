@@ -30,7 +30,8 @@ public enum CallMediaEvent: Sendable {
 public struct CallMediaSummary: Sendable, CustomStringConvertible {
     public let quality: CallQuality
     public let sentPackets: Int
-    public let receivedPackets: UInt64
+    /// Authenticated audio packets received (receiver reports not counted).
+    public let receivedPackets: Int
     public let played: Int
     public let recoveredByFEC: Int
     public let concealed: Int
@@ -210,7 +211,7 @@ public final class CallMediaEngine: @unchecked Sendable {
         guard let audio else { return nil }
         let stats = audio.jitter.statistics
         return CallMediaSummary(
-            quality: audio.quality, sentPackets: audio.sentPackets, receivedPackets: audio.arrivals.received,
+            quality: audio.quality, sentPackets: audio.sentPackets, receivedPackets: audio.receivedAudio,
             played: stats.played, recoveredByFEC: stats.recoveredByFEC, concealed: stats.concealed, late: stats.late,
             writtenFrames: audio.writtenFrames, dropped: core?.dropped ?? [:])
     }
