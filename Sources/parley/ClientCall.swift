@@ -20,6 +20,12 @@ struct MediaOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Write what the peer sends to this WAV file (48 kHz mono, 16-bit).", valueName: "path"))
     var record: String?
 
+    @Option(help: ArgumentHelp("Send from this ALSA capture device (e.g. default, hw:0) instead of a file or tone.", valueName: "device"))
+    var mic: String?
+
+    @Option(help: ArgumentHelp("Play what the peer sends on this ALSA playback device (e.g. default).", valueName: "device"))
+    var speaker: String?
+
     @Option(help: ArgumentHelp("Address for the media socket (candidates: this address, or every IPv4 address for 0.0.0.0).", valueName: "ip"))
     var mediaBind = "0.0.0.0"
 
@@ -41,7 +47,24 @@ struct MediaOptions: ParsableArguments {
             }
         }
         if let tone { return .tone(frequency: tone, levelDBFS: toneLevel) }
+        if let mic {
+            do {
+                return .capture(try SoundCapture(device: mic))
+            } catch {
+                throw ClientCLI.failure("cannot open the microphone: \(error)")
+            }
+        }
         return .silence
+    }
+
+    /// The playback device, when --speaker names one.
+    func playback() throws -> SoundPlayback? {
+        guard let speaker else { return nil }
+        do {
+            return try SoundPlayback(device: speaker)
+        } catch {
+            throw ClientCLI.failure("cannot open the speaker: \(error)")
+        }
     }
 
     var settings: AudioSettings {
@@ -52,7 +75,9 @@ struct MediaOptions: ParsableArguments {
     }
 
     func validate() throws {
-        guard play == nil || tone == nil else { throw ValidationError("give --play or --tone, not both") }
+        guard [play != nil, tone != nil, mic != nil].filter({ $0 }).count <= 1 else {
+            throw ValidationError("give one of --play, --tone and --mic")
+        }
         guard (0...10).contains(complexity) else { throw ValidationError("--complexity is 0-10") }
         guard (6_000...510_000).contains(bitrate) else { throw ValidationError("--bitrate is 6000-510000") }
     }
@@ -179,7 +204,8 @@ struct ClientCall: AsyncParsableCommand {
             let core = CallMediaCore(
                 caller: handshake, call: call, callee: callee, myIdentityKey: Array(identity.publicBundle.signingKey),
                 devices: devices)
-            try await engine.start(core, source: try media.source(), recordTo: media.record, settings: media.settings)
+            try await engine.start(
+                core, source: try media.source(), recordTo: media.record, speaker: try media.playback(), settings: media.settings)
             _ = try await client.call(callee, offer: handshake.offer, id: call)
             print("calling \(callee) (call \(call)); media on \(engine.candidates.map(\.description).joined(separator: ", "))")
             let progress = CallProgress()
@@ -314,7 +340,8 @@ struct ClientAnswer: AsyncParsableCommand {
                                 callee: handshake, call: id, callee: welcome.user, device: welcome.device,
                                 myIdentityKey: Array(identity.publicBundle.signingKey), signedAnswer: signed.bytes,
                                 callerBundle: callerBundle, callerCandidates: CallMediaCore.candidates(inAnswer: offer))
-                            try await engine.start(core, source: try media.source(), recordTo: media.record, settings: media.settings)
+                            try await engine.start(
+                core, source: try media.source(), recordTo: media.record, speaker: try media.playback(), settings: media.settings)
                             try await client.prepare(id, answer: handshake.answer)
                             await state.ring(id)
                             // Accept after the ring delay (or the person's yes), unless the call goes away first.

@@ -8,6 +8,8 @@ public enum AudioSource: Sendable {
     case tone(frequency: Double, levelDBFS: Double)
     /// Silence (DTX sends almost nothing).
     case silence
+    /// The machine's sound card (ALSA), read a 20 ms frame at a time (silence while it has none ready).
+    case capture(SoundCapture)
 }
 
 /// Opus settings for a call (docs/PROTOCOL.md §5.4).
@@ -43,6 +45,8 @@ final class AudioPipeline {
     var sourcePosition = 0
     var tone: ToneGenerator?
     let sink: WAVWriter?
+    /// The sound card to play what we hear on, if any.
+    let speaker: SoundPlayback?
     /// Frames produced by the source so far (including DTX frames not sent): the next frame's index.
     private(set) var frameIndex: UInt64 = 0
     private(set) var sentPackets = 0
@@ -64,7 +68,8 @@ final class AudioPipeline {
     /// Bytes a protected audio datagram adds to the Opus packet: frame index 4, header 7, tag 16, UDP/IPv4 28.
     static let packetOverhead = 4 + 7 + 16 + 28
 
-    init(source: AudioSource, sink: WAVWriter?, settings: AudioSettings) throws {
+    init(source: AudioSource, sink: WAVWriter?, speaker: SoundPlayback? = nil, settings: AudioSettings) throws {
+        self.speaker = speaker
         encoder = try OpusEncoder(
             bitrate: settings.bitrate, complexity: settings.complexity, inbandFEC: true, dtx: settings.dtx,
             expectedLossPercent: settings.initialExpectedLossPercent)
@@ -94,6 +99,8 @@ final class AudioPipeline {
             pcm = tone!.nextFrame()
         case .silence:
             pcm = [Int16](repeating: 0, count: AudioFormat.frameSamples)
+        case .capture(let device):
+            pcm = device.takeFrame() ?? [Int16](repeating: 0, count: AudioFormat.frameSamples)
         }
         let index = frameIndex
         frameIndex += 1
@@ -127,6 +134,7 @@ final class AudioPipeline {
         case .silence:
             pcm = firstPlayed == nil ? nil : [Int16](repeating: 0, count: AudioFormat.frameSamples)
         }
+        if let pcm { speaker?.enqueue(pcm) }
         if let pcm, let sink {
             try sink.append(pcm)
             writtenFrames += 1
@@ -182,6 +190,10 @@ final class AudioPipeline {
     /// The live quality figures of what we receive.
     var quality: CallQuality { CallQuality(rtt: rtt, arrivals: arrivals, playout: jitter.statistics) }
 
-    /// Closes the sink (fixes up the WAV header).
-    func close() throws { try sink?.close() }
+    /// Closes the sink (fixes up the WAV header) and stops the sound card threads.
+    func close() throws {
+        if case .capture(let device) = source { _ = device.stop() }
+        _ = speaker?.stop()
+        try sink?.close()
+    }
 }

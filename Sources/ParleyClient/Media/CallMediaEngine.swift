@@ -161,11 +161,12 @@ public final class CallMediaEngine: @unchecked Sendable {
     }
 
     /// Starts the call's media: the core (handshake and protection) and the audio pipeline; ticks every 20 ms.
-    public func start(_ core: CallMediaCore, source: AudioSource, recordTo path: String?, settings: AudioSettings = AudioSettings())
-        async throws
-    {
+    public func start(
+        _ core: CallMediaCore, source: AudioSource, recordTo path: String?, speaker: SoundPlayback? = nil,
+        settings: AudioSettings = AudioSettings()
+    ) async throws {
         let sink = try path.map { try WAVWriter(path: $0) }
-        let pipeline = try AudioPipeline(source: source, sink: sink, settings: settings)
+        let pipeline = try AudioPipeline(source: source, sink: sink, speaker: speaker, settings: settings)
         try await loop.submit {
             self.core = core
             self.audio = pipeline
