@@ -346,9 +346,12 @@ async def flood(server: Server):
         rss2, fd2 = server.rss_kb(), server.fds()
         timeouts = done["errors"].get("error|timeout", 0)
         ok = (timeouts == FLOOD_N and done["closed"] == FLOOD_N and done["life_min"] is not None
-              # Not before the login timeout; the upper bound is loose on purpose (a shared 2-core
-              # machine delays 10,000 closes by seconds): it only catches connections left open.
-              and done["life_min"] >= lt - 0.2 and done["life_max"] <= lt * 2 + 30)
+              # Not before the login timeout. The client stamps a connection when its event loop sees it
+              # connected, which with 10,000 connects in flight can be a few hundred ms after the server
+              # accepted it (and started the timeout): 19.79 s was seen for a 20 s timeout, so 1 s of
+              # slack. The upper bound is loose on purpose (a shared 2-core machine delays 10,000 closes
+              # by seconds): it only catches connections left open.
+              and done["life_min"] >= lt - 1.0 and done["life_max"] <= lt * 2 + 30)
         rep.check(ok, "2.flood-10k-timeout",
                   f"{timeouts}/{FLOOD_N} got error|timeout and all {done['closed']} closed; connect->close "
                   f"min/median/max {done['life_min']}/{done['life_median']}/{done['life_max']} s "
