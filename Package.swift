@@ -144,6 +144,7 @@ let package = Package(
                 "ParleyWire",
                 "ParleyCrypto",
                 "ParleyMedia",
+                "ParleyNAT",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

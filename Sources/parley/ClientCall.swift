@@ -4,6 +4,7 @@ import NIOCore
 import ParleyClient
 import ParleyCrypto
 import ParleyMedia
+import ParleyNAT
 import ParleyWire
 
 /// Audio options shared by `call` and `answer`.
@@ -38,6 +39,24 @@ struct MediaOptions: ParsableArguments {
     @Flag(help: "Print a live statistics line every second.")
     var stats = false
 
+    @Option(help: ArgumentHelp("STUN server for server-reflexive and predicted candidates.", valueName: "host:port"))
+    var stun: String?
+
+    @Option(help: ArgumentHelp("TURN server for relayed candidates (repeat for several: the fastest is kept).", valueName: "host:port"))
+    var turn: [String] = []
+
+    @Option(help: ArgumentHelp("TURN user name (a static user, or a TURN REST expiry:user name).", valueName: "name"))
+    var turnUser: String?
+
+    @Option(help: ArgumentHelp("File holding the TURN password (mode 0600; kept out of the command line).", valueName: "path"))
+    var turnPasswordFile: String?
+
+    @Flag(help: "Privacy: offer and use only relayed candidates, so the peer never learns this machine's addresses.")
+    var relayOnly = false
+
+    @Flag(help: "Print gathering and path details.")
+    var traceMedia = false
+
     func source() throws -> AudioSource {
         if let play {
             do {
@@ -55,6 +74,30 @@ struct MediaOptions: ParsableArguments {
             }
         }
         return .silence
+    }
+
+    /// The STUN/TURN settings from the options.
+    func traversal() throws -> TraversalSettings {
+        func address(_ text: String, _ what: String) throws -> SocketAddress {
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+                let parsed = try? SocketAddress.makeAddressResolvingHost(
+                    String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port)
+            else { throw ClientCLI.failure("\(what) must be HOST:PORT, got '\(text)'") }
+            return parsed
+        }
+        var settings = TraversalSettings(relayOnly: relayOnly)
+        if let stun { settings.stun = try address(stun, "--stun") }
+        if !turn.isEmpty {
+            guard let turnUser, let turnPasswordFile else { throw ClientCLI.failure("--turn needs --turn-user and --turn-password-file") }
+            guard let raw = FileManager.default.contents(atPath: turnPasswordFile),
+                let password = String(data: raw, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !password.isEmpty
+            else { throw ClientCLI.failure("cannot read the TURN password from \(turnPasswordFile)") }
+            settings.turn = try turn.map {
+                TraversalSettings.TURNServer(address: try address($0, "--turn"), username: turnUser, password: password)
+            }
+        }
+        if relayOnly && settings.turn.isEmpty { throw ClientCLI.failure("--relay-only needs a --turn server") }
+        return settings
     }
 
     /// The playback device, when --speaker names one.
@@ -83,15 +126,6 @@ struct MediaOptions: ParsableArguments {
     }
 }
 
-/// The candidate payload that carries the caller's reveal through signaling (docs/PROTOCOL.md §5.1).
-enum RevealCandidate {
-    static let kind: UInt8 = 0x01
-    static func encode(_ ephemeral: [UInt8]) -> [UInt8] { [kind] + ephemeral }
-    static func decode(_ payload: [UInt8]) -> [UInt8]? {
-        payload.count == 33 && payload[0] == kind ? Array(payload.dropFirst()) : nil
-    }
-}
-
 /// Whether the followed call was answered.
 actor CallProgress {
     private(set) var answered = false
@@ -115,7 +149,9 @@ enum MediaPrinter {
 
     /// Consumes engine events until the peer hangs up or the source ends (when `endWithSource`).
     static func follow(
-        _ engine: CallMediaEngine, stats: Bool, endWithSource: Bool, onReveal: @escaping @Sendable ([UInt8]) async -> Void
+        _ engine: CallMediaEngine, stats: Bool, endWithSource: Bool, trace: Bool = false,
+        onReveal: @escaping @Sendable ([UInt8]) async -> Void,
+        onTrickle: @escaping @Sendable (ICECandidate) async -> Void = { _ in }
     ) async -> String {
         for await event in engine.events {
             switch event {
@@ -136,6 +172,12 @@ enum MediaPrinter {
                 return "peer hung up"
             case .failed(let device, let reason):
                 ClientCLI.warn("WARNING: media with \(device) failed: \(reason)")
+            case .path(let pair, let relayed):
+                print("path: \(relayed ? "relay" : pair.remote.type == .predicted || pair.local.type == .predicted ? "predicted" : "direct") \(pair) at \(wall()) µs")
+            case .trickle(let candidate):
+                await onTrickle(candidate)
+            case .note(let line):
+                if trace { print("media: \(line)") }
             }
         }
         return "media closed"
@@ -196,9 +238,11 @@ struct ClientCall: AsyncParsableCommand {
                 case .pinned: break
                 }
             }
-            let engine = try await CallMediaEngine.bind(host: media.mediaBind)
+            let engine = try await CallMediaEngine.bind(host: media.mediaBind, traversal: try media.traversal())
             let call = SignalID.random()
-            let handshake = CallerHandshake(callID: call.text, extensions: engine.candidateFields)
+            let password = ICECredentials.random().password
+            let ice = await engine.localICE(password: password, controlling: true)
+            let handshake = CallerHandshake(callID: call.text, extensions: ice.fields)
             var devices: [SignalName: (bundle: DevicePublicBundle, pinnedBeforeCall: Bool)] = [:]
             for (device, bundle) in lookup.devices { devices[device] = (bundle, lookup.status[device] == .pinned) }
             let core = CallMediaCore(
@@ -207,8 +251,9 @@ struct ClientCall: AsyncParsableCommand {
             try await engine.start(
                 core, source: try media.source(), recordTo: media.record, speaker: try media.playback(), settings: media.settings)
             _ = try await client.call(callee, offer: handshake.offer, id: call)
-            print("calling \(callee) (call \(call)); media on \(engine.candidates.map(\.description).joined(separator: ", "))")
+            print("calling \(callee) (call \(call)); candidates: \(ice.candidates.map(\.description).joined(separator: ", "))")
             let progress = CallProgress()
+            let ufrags = DeviceUfrags()
             let outcome = try await withThrowingTaskGroup(of: String.self) { group in
                 group.addTask {
                     for await event in client.events {
@@ -218,10 +263,17 @@ struct ClientCall: AsyncParsableCommand {
                             await progress.answer()
                             print("answered by \(ClientCLI.describe(by)) at \(MediaPrinter.wall()) µs")
                             engine.answered(by: by.device, answer: answer)
+                            let theirs = ICEFields(payload: answer)
+                            await ufrags.set(by.device, theirs.credentials?.ufrag)
+                            engine.checkPeer(theirs, password: password, controlling: true)
                         case .ended(call, let reason):
                             return "call ended: \(reason.rawValue)"
-                        case .candidate(call, _, _):
-                            break
+                        case .candidate(call, let from, let payload):
+                            if case .ice(let candidate) = CallCandidatePayload(decoding: payload),
+                                let ufrag = await ufrags.get(from.device)
+                            {
+                                engine.addRemoteCandidate(candidate, ufrag: ufrag)
+                            }
                         default:
                             ClientCLI.printOther(event)
                         }
@@ -229,9 +281,10 @@ struct ClientCall: AsyncParsableCommand {
                     return "signaling closed"
                 }
                 group.addTask {
-                    await MediaPrinter.follow(engine, stats: media.stats, endWithSource: hold == nil) { reveal in
-                        try? await client.candidate(call, RevealCandidate.encode(reveal))
-                    }
+                    await MediaPrinter.follow(
+                        engine, stats: media.stats, endWithSource: hold == nil, trace: media.traceMedia,
+                        onReveal: { reveal in try? await client.candidate(call, CallCandidatePayload.reveal(reveal).encoded) },
+                        onTrickle: { candidate in try? await client.candidate(call, CallCandidatePayload.ice(candidate).encoded) })
                 }
                 group.addTask {
                     try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
@@ -256,9 +309,18 @@ struct ClientCall: AsyncParsableCommand {
     }
 }
 
+/// The caller's view of which ICE ufrag each answering device uses.
+actor DeviceUfrags {
+    private var map: [SignalName: String] = [:]
+    func set(_ device: SignalName, _ ufrag: String?) { map[device] = ufrag }
+    func get(_ device: SignalName) -> String? { map[device] }
+}
+
 /// The callee's progress: the call ringing, the pending accept.
 actor CalleeState {
     private(set) var call: SignalID?
+    private(set) var callerUfrag: String?
+    func setCallerUfrag(_ ufrag: String?) { callerUfrag = ufrag }
     private(set) var rejected = false
     private var accept: Task<Bool, any Error>?
     private(set) var acceptedFlag = false
@@ -311,7 +373,7 @@ struct ClientAnswer: AsyncParsableCommand {
         let timeout = timeout
         try await ClientCLI.run(client) {
             print("waiting for a call…")
-            let engine = try await CallMediaEngine.bind(host: media.mediaBind)
+            let engine = try await CallMediaEngine.bind(host: media.mediaBind, traversal: try media.traversal())
             let state = CalleeState()
             let outcome = try await withThrowingTaskGroup(of: String.self) { group in
                 group.addTask {
@@ -326,9 +388,17 @@ struct ClientAnswer: AsyncParsableCommand {
                                 try await client.reject(id)
                                 continue
                             }
+                            let theirs = ICEFields(payload: offer)
+                            guard let password = theirs.credentials?.password else {
+                                ClientCLI.warn("WARNING: the offer carries no ICE credentials; rejecting")
+                                try await client.reject(id)
+                                continue
+                            }
+                            let ours = await engine.localICE(password: password, controlling: false)
+                            await state.setCallerUfrag(theirs.credentials?.ufrag)
                             let handshake: CalleeHandshake
                             do {
-                                handshake = try CalleeHandshake(callID: id.text, offer: offer, extensions: engine.candidateFields)
+                                handshake = try CalleeHandshake(callID: id.text, offer: offer, extensions: ours.fields)
                             } catch {
                                 ClientCLI.warn("WARNING: the offer is not an encrypted-call offer (\(error)); rejecting")
                                 try await client.reject(id)
@@ -366,7 +436,12 @@ struct ClientAnswer: AsyncParsableCommand {
                             try? await client.busy(other)
                             print("busy: declined another call from \(from)")
                         case .candidate(current, _, let payload):
-                            if let reveal = RevealCandidate.decode(payload) { engine.revealedThroughSignaling(reveal) }
+                            switch CallCandidatePayload(decoding: payload) {
+                            case .reveal(let reveal): engine.revealedThroughSignaling(reveal)
+                            case .ice(let candidate):
+                                if let ufrag = await state.callerUfrag { engine.addRemoteCandidate(candidate, ufrag: ufrag) }
+                            case nil: break
+                            }
                         case .elsewhere(current, let device):
                             await state.cancelAccept()
                             return "answered on our other device \(device)"
@@ -381,7 +456,11 @@ struct ClientAnswer: AsyncParsableCommand {
                     return "signaling closed"
                 }
                 group.addTask {
-                    await MediaPrinter.follow(engine, stats: media.stats, endWithSource: false) { _ in }
+                    await MediaPrinter.follow(
+                        engine, stats: media.stats, endWithSource: false, trace: media.traceMedia, onReveal: { _ in },
+                        onTrickle: { candidate in
+                            if let call = await state.call { try? await client.candidate(call, CallCandidatePayload.ice(candidate).encoded) }
+                        })
                 }
                 group.addTask {
                     try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))

@@ -197,6 +197,35 @@ public struct CallMediaCore: Sendable {
         return startCalleeIfReady()
     }
 
+    /// ICE selected (or moved to) a path whose remote end is `remote` (docs/PROTOCOL.md §6.2). Callee: the
+    /// hello goes there now, and media too. Caller: media to the chosen device moves there (its hello already
+    /// came that way, or will).
+    public mutating func pathSelected(_ remote: SocketAddress, previous: SocketAddress?, now: UInt64) -> [Action] {
+        switch role {
+        case .callee:
+            if !callerCandidates.contains(remote) { callerCandidates.insert(remote, at: 0) }
+            if let previous { callerCandidates.removeAll { $0 == previous } }
+            if calleeKeys == nil {
+                nextHello = now  // say hello on the new path at once
+                helloSent = 0
+                return tick(now: now)
+            }
+            peer = remote
+        case .caller:
+            guard let chosen else {
+                // Before the answer: a ringing device on that path keeps it as its address.
+                for (name, entry) in devices where entry.address == previous { devices[name]?.address = remote }
+                return []
+            }
+            if devices[chosen]?.address == previous || previous == nil || peer == previous {
+                devices[chosen]?.address = remote
+                peer = remote
+            }
+            return callerStartIfReady()
+        }
+        return []
+    }
+
     /// Seals and sends an audio frame (`frame` index, Opus packet) to the peer, if media is active.
     public mutating func sendAudio(frame: UInt64, opus: [UInt8], now: UInt64) -> [Action] {
         var payload: [UInt8] = []
@@ -242,6 +271,7 @@ public struct CallMediaCore: Sendable {
             actions.append(.send(reveal, to: source))
             lastSent = now
         }
+        if chosen == device { actions += callerStartIfReady() }
         return actions
     }
 
@@ -275,9 +305,17 @@ public struct CallMediaCore: Sendable {
         chosen = device
         if sealer == nil { sealer = MediaSealer(keys.sending(asCaller: true)) }
         if peer == nil { peer = entry.address ?? entry.candidates.first }
-        guard !started, let peer else { return [] }
+        return callerStartIfReady()
+    }
+
+    /// Caller: media starts once the device that took the call has keys and a known path (its hello's source,
+    /// its first authenticated packet, or the pair ICE selected — whichever comes first).
+    mutating func callerStartIfReady() -> [Action] {
+        guard role == .caller, !started, let chosen, sealer != nil else { return [] }
+        if peer == nil { peer = devices[chosen]?.address }
+        guard let peer else { return [] }
         started = true
-        return [.mediaStarted(device: device, peer: peer)]
+        return [.mediaStarted(device: chosen, peer: peer)]
     }
 
     mutating func callerMedia(_ bytes: [UInt8], from source: SocketAddress, now: UInt64) -> [Action] {
@@ -302,6 +340,7 @@ public struct CallMediaCore: Sendable {
                 peer = source
                 devices[name]?.address = source
             }
+            actions += callerStartIfReady()
             return actions + deliver(opened)
         }
         return drop("media-unauthenticated")

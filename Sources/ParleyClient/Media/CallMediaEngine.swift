@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import ParleyCrypto
 import ParleyMedia
+import ParleyNAT
 import ParleyWire
 
 /// What a call's media engine reports to the application.
@@ -24,6 +25,12 @@ public enum CallMediaEvent: Sendable {
     case peerHungUp
     /// The handshake with `device` failed (tampering or protocol error).
     case failed(device: SignalName, reason: String)
+    /// ICE chose (or moved to) this path; `relayed` when it goes through TURN.
+    case path(ICEPair, relayed: Bool)
+    /// A candidate found after the offer or answer went out: send it with `cand`.
+    case trickle(ICECandidate)
+    /// A diagnostic line (gathering results, TURN errors).
+    case note(String)
 }
 
 /// Totals at the end of a call.
@@ -66,16 +73,22 @@ public final class CallMediaEngine: @unchecked Sendable {
     var timer: Scheduled<Void>?
     var closed = false
     var inTick = false
+    var traversal: MediaTraversal
+    /// Candidates advertised so far (the rest trickle).
+    var announced = 0
+    var announcing = false
     /// Debugging aids, off unless the environment names a file (docs/OPERATIONS.md): the media secrets of
     /// every call (like SSLKEYLOGFILE) and the plaintext Opus packets sent (`<frame> <hex>` per line). The
     /// end-to-end test uses both to prove the wire carries neither. Never enable them in use.
     let keyLog = ProcessInfo.processInfo.environment["PARLEY_KEYLOGFILE"]
     let mediaDump = ProcessInfo.processInfo.environment["PARLEY_MEDIA_DUMP"]
 
-    init(channel: any Channel, candidates: [MediaCandidate]) {
+    init(channel: any Channel, candidates: [MediaCandidate], traversal: TraversalSettings) {
         self.channel = channel
         self.loop = channel.eventLoop
         self.candidates = candidates
+        self.traversal = MediaTraversal(
+            settings: traversal, hostAddresses: candidates.compactMap(CallMediaCore.socketAddress))
         (events, continuation) = AsyncStream.makeStream(of: CallMediaEvent.self)
         if let mediaDump {
             FileHandle.standardError.write(
@@ -85,9 +98,10 @@ public final class CallMediaEngine: @unchecked Sendable {
 
     /// Opens the media socket on `host` (port chosen by the system). With the wildcard address, the
     /// candidates are every non-loopback IPv4 address of the machine (127.0.0.1 when it has none).
-    public static func bind(host: String = "0.0.0.0", group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton)
-        async throws -> CallMediaEngine
-    {
+    public static func bind(
+        host: String = "0.0.0.0", traversal: TraversalSettings = TraversalSettings(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> CallMediaEngine {
         let box = NIOLockedValueBox<CallMediaEngine?>(nil)
         let channel = try await DatagramBootstrap(group: group)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -109,8 +123,13 @@ public final class CallMediaEngine: @unchecked Sendable {
             if addresses.isEmpty { addresses = [[127, 0, 0, 1]] }
         }
         let engine = CallMediaEngine(
-            channel: channel, candidates: addresses.compactMap { MediaCandidate(address: $0, port: UInt16(port)) })
+            channel: channel, candidates: addresses.compactMap { MediaCandidate(address: $0, port: UInt16(port)) },
+            traversal: traversal)
         box.withLockedValue { $0 = engine }
+        try await engine.loop.submit {
+            engine.emit(engine.traversal.start(now: engine.now))
+            engine.scheduleTick(at: NIODeadline.now() + .milliseconds(20))
+        }.get()
         return engine
     }
 
@@ -170,8 +189,48 @@ public final class CallMediaEngine: @unchecked Sendable {
         try await loop.submit {
             self.core = core
             self.audio = pipeline
-            self.scheduleTick(at: self.origin + .milliseconds(20))
         }.get()
+    }
+
+    /// Waits until gathering finished (or its timeout passed) and returns our ICE fields for an offer or
+    /// answer, with the call's password (the caller's, PROTOCOL §6.1) and our role. Later candidates come as ``CallMediaEvent/trickle(_:)``.
+    public func localICE(password: String, controlling: Bool) async -> ICEFields {
+        while true {
+            let ready: ICEFields? = try? await loop.submit {
+                guard self.traversal.gatheringDone(now: self.now) else { return nil }
+                // From now on checks from the peer's devices are answered, with this password and role.
+                self.traversal.password = password
+                self.traversal.role = controlling ? .controlling : .controlled
+                self.announced = self.traversal.advertised.count
+                self.announcing = true
+                return ICEFields(
+                    credentials: ICECredentials(ufrag: self.traversal.ufrag, password: password),
+                    candidates: self.traversal.advertised)
+            }.get()
+            if let ready { return ready }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Starts checks with a peer device (callee: the caller, from the offer; caller: a device, from its answer).
+    public func checkPeer(_ ice: ICEFields, password: String, controlling: Bool) {
+        guard let ufrag = ice.credentials?.ufrag else { return }
+        loop.execute {
+            self.emit(
+                self.traversal.peer(
+                    ufrag: ufrag, password: password, role: controlling ? .controlling : .controlled,
+                    candidates: ice.candidates, now: self.now))
+            self.channel.flush()
+        }
+    }
+
+    /// A candidate the peer device with `ufrag` trickled through signaling.
+    public func addRemoteCandidate(_ candidate: ICECandidate, ufrag: String) {
+        loop.execute {
+            guard let password = self.traversal.password else { return }
+            self.emit(self.traversal.peer(ufrag: ufrag, password: password, role: self.traversal.role, candidates: [candidate], now: self.now))
+            self.channel.flush()
+        }
     }
 
     /// Caller: the server reported that `device` accepted with `answer` (verified).
@@ -198,8 +257,9 @@ public final class CallMediaEngine: @unchecked Sendable {
             if var core = self.core {
                 self.perform(core.hangUp(now: self.now))
                 self.core = core
-                self.channel.flush()
             }
+            self.emit(self.traversal.close(now: self.now))
+            self.channel.flush()
             try? self.audio?.close()
             return self.summary()
         }.get()
@@ -242,7 +302,12 @@ public final class CallMediaEngine: @unchecked Sendable {
     func runTick() {
         inTick = true
         defer { inTick = false }
-        guard var core, let audio else { return }
+        emit(traversal.tick(now: now))
+        announceLateCandidates()
+        guard var core, let audio else {
+            channel.flush()
+            return
+        }
         let now = self.now
         var actions = core.tick(now: now)
         if core.mediaActive {
@@ -284,19 +349,50 @@ public final class CallMediaEngine: @unchecked Sendable {
     }
 
     func receive(_ bytes: [UInt8], from source: SocketAddress) {
-        guard var core else { return }
-        let now = self.now
-        let actions = core.receive(bytes, from: source, now: now)
-        self.core = core
-        perform(actions)
+        emit(traversal.receive(bytes, from: source, now: now))
+    }
+
+    /// Carries out the traversal's outputs: socket writes, datagrams for the call, path changes.
+    func emit(_ outputs: [MediaTraversal.Output]) {
+        for output in outputs {
+            switch output {
+            case .send(let bytes, let to):
+                channel.write(AddressedEnvelope(remoteAddress: to, data: channel.allocator.buffer(bytes: bytes)), promise: nil)
+            case .deliver(let bytes, let from):
+                guard var core else { continue }
+                let actions = core.receive(bytes, from: from, now: now)
+                self.core = core
+                perform(actions)
+            case .selected(let pair, let previous):
+                continuation.yield(.path(pair, relayed: pair.isRelayed))
+                guard var core else { continue }
+                let actions = core.pathSelected(pair.remote.address, previous: previous?.remote.address, now: now)
+                self.core = core
+                perform(actions)
+            case .consentLost(let pair):
+                continuation.yield(.note("path \(pair) lost consent; checking all pairs again"))
+            case .gathered:
+                announceLateCandidates()
+            case .note(let line):
+                continuation.yield(.note(line))
+            }
+        }
+    }
+
+    /// Candidates found after ``localICE(password:)`` answered go out as trickle events.
+    func announceLateCandidates() {
+        guard announcing else { return }
+        while announced < traversal.advertised.count {
+            continuation.yield(.trickle(traversal.advertised[announced]))
+            announced += 1
+        }
     }
 
     func perform(_ actions: [CallMediaCore.Action]) {
         for action in actions {
             switch action {
             case .send(let bytes, let address):
-                let buffer = channel.allocator.buffer(bytes: bytes)
-                channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+                emit(traversal.send(bytes, to: address, now: now))
             case .keysReady(let device, let keys):
                 if let keyLog { Self.logKeys(keys, call: core?.call, to: keyLog) }
                 continuation.yield(.keysReady(device: device, sas: keys.sas, suite: keys.suite))

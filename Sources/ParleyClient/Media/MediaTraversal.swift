@@ -1,0 +1,322 @@
+import NIOCore
+import ParleyNAT
+import ParleyWire
+
+/// Where a client finds its STUN and TURN servers, and whether it may reveal its addresses.
+public struct TraversalSettings: Sendable, Hashable {
+    /// A STUN server (ours answers RFC 5780, which makes port prediction possible).
+    public var stun: SocketAddress?
+    /// TURN servers with long-term credentials (a static user or a TURN REST `expiry:user` name); when
+    /// several are given, the one that allocates fastest is kept.
+    public var turn: [TURNServer] = []
+    /// Privacy: only relayed candidates are offered and checked; no address of this machine reaches the peer.
+    public var relayOnly = false
+    /// How long gathering may take before the call goes ahead with what it has, µs.
+    public var gatherTimeout: UInt64 = 2_000_000
+
+    public struct TURNServer: Sendable, Hashable {
+        public var address: SocketAddress
+        public var username: String
+        public var password: String
+        public init(address: SocketAddress, username: String, password: String) {
+            self.address = address
+            self.username = username
+            self.password = password
+        }
+    }
+
+    public init(stun: SocketAddress? = nil, turn: [TURNServer] = [], relayOnly: Bool = false) {
+        self.stun = stun
+        self.turn = turn
+        self.relayOnly = relayOnly
+    }
+}
+
+/// The NAT traversal of one call's media socket, confined to the socket's event loop (docs/PROTOCOL.md §6):
+/// gathering (host, server-reflexive, predicted, relayed), one ICE agent per peer device, the TURN
+/// allocation the relayed base sends through, and the routing of media onto the selected pair.
+/// Base 0 is the UDP socket itself; base 1 is the TURN allocation reached through it.
+struct MediaTraversal {
+    enum Output {
+        /// Write to the UDP socket.
+        case send([UInt8], to: SocketAddress)
+        /// A datagram for the call (media, hello, reveal), from the peer address it came from.
+        case deliver([UInt8], from: SocketAddress)
+        /// ICE selected (or switched to) this pair for the peer device with this ufrag.
+        case selected(ICEPair, previous: ICEPair?)
+        /// The selected pair lost consent.
+        case consentLost(ICEPair)
+        /// A candidate of ours to advertise.
+        case gathered(ICECandidate)
+        /// A line for the verbose log.
+        case note(String)
+    }
+
+    let settings: TraversalSettings
+    /// Our ICE ufrag; the password is the call's (the caller's, from the offer).
+    let ufrag: String
+    var password: String?
+    var role: ICEAgent.Role = .controlling
+    let tieBreaker = UInt64.random(in: 0...UInt64.max)
+
+    var host: [ICECandidate] = []
+    var advertised: [ICECandidate] = []
+    var gatherer: ICEGatherer?
+    var turns: [(server: SocketAddress, client: TURNClient, sentAt: UInt64)] = []
+    /// The allocation in use (index into `turns`): the first to succeed.
+    var chosen: Int?
+    var relay: ICECandidate?
+    var permitted: Set<String> = []
+    var gatherDeadline: UInt64 = 0
+    var agents: [String: ICEAgent] = [:]
+    var remoteCandidates: [String: [ICECandidate]] = [:]
+    var started = false
+
+    init(settings: TraversalSettings, hostAddresses: [SocketAddress]) {
+        self.settings = settings
+        self.ufrag = ICECredentials.random().ufrag
+        for (i, address) in hostAddresses.enumerated() {
+            host.append(
+                ICECandidate(
+                    type: .host, address: address,
+                    priority: ICECandidate.priority(type: .host, localPreference: UInt32(65_535 - i)), foundation: 1, base: 0))
+        }
+        if !settings.relayOnly { advertised = host }
+    }
+
+    /// True once every gathering step answered or gave up.
+    func gatheringDone(now: UInt64) -> Bool {
+        if now >= gatherDeadline { return true }
+        let stunDone = gatherer?.finished ?? true
+        let turnDone = settings.turn.isEmpty || chosen != nil || turns.allSatisfy { $0.client.isFinished }
+        return stunDone && turnDone
+    }
+
+    mutating func start(now: UInt64) -> [Output] {
+        gatherDeadline = now + settings.gatherTimeout
+        var out: [Output] = advertised.map { .gathered($0) }
+        if let stun = settings.stun, !settings.relayOnly {
+            var g = ICEGatherer(server: stun)
+            out += translate(g.start(now: now))
+            gatherer = g
+        }
+        for server in settings.turn {
+            guard let stunAddress = STUNAddress(server.address) else { continue }
+            var client = TURNClient(
+                configuration: .init(server: stunAddress, username: server.username, password: server.password))
+            let actions = client.start(now: now)
+            turns.append((server.address, client, now))
+            out += actions.compactMap { if case .send(let bytes) = $0 { .send(bytes, to: server.address) } else { nil } }
+        }
+        return out
+    }
+
+    mutating func translate(_ actions: [ICEGatherer.Action]) -> [Output] {
+        var out: [Output] = []
+        for action in actions {
+            switch action {
+            case .send(let bytes, let to): out.append(.send(bytes, to: to))
+            case .candidate(let c):
+                guard !settings.relayOnly, !advertised.contains(where: { $0.address == c.address }) else { continue }
+                advertised.append(c)
+                out.append(.gathered(c))
+            case .finished(let mapping): out.append(.note("STUN: mapping \(mapping)"))
+            }
+        }
+        return out
+    }
+
+    // MARK: Agents
+
+    /// Sets up checks with a peer device: its ufrag, the call's password, its candidates so far.
+    mutating func peer(ufrag remoteUfrag: String, password: String, role: ICEAgent.Role, candidates: [ICECandidate], now: UInt64)
+        -> [Output]
+    {
+        self.password = password
+        self.role = role
+        if agents[remoteUfrag] == nil {
+            var agent = ICEAgent(
+                role: role, local: ICECredentials(ufrag: ufrag, password: password),
+                remote: ICECredentials(ufrag: remoteUfrag, password: password), tieBreaker: tieBreaker)
+            if !settings.relayOnly { for h in host { agent.addLocal(h) } }
+            if let relay { agent.addLocal(relay) }
+            agents[remoteUfrag] = agent
+        }
+        for c in candidates { agents[remoteUfrag]!.addRemote(c) }
+        return runAgent(remoteUfrag, now: now) { _ in [] }
+    }
+
+    /// The pair media to `remote` should use, if ICE selected one.
+    func pair(to remote: SocketAddress) -> ICEPair? {
+        agents.values.compactMap(\.selected).first { $0.remote.address == remote }
+    }
+
+    /// Every selected pair (one per peer device with a working path).
+    var selectedPairs: [ICEPair] { agents.values.compactMap(\.selected) }
+
+    mutating func runAgent(_ key: String, now: UInt64, _ body: (inout ICEAgent) -> [ICEAgent.Action]) -> [Output] {
+        guard var agent = agents[key] else { return [] }
+        let before = agent.selected
+        var actions = body(&agent)
+        actions += agent.tick(now: now)
+        agents[key] = agent
+        var out: [Output] = []
+        for action in actions {
+            switch action {
+            case .send(let bytes, let base, let to): out += sendOnBase(bytes, base: base, to: to, now: now)
+            case .selected(let pair):
+                out.append(.selected(pair, previous: before))
+                if pair.local.base == 1, let peer = STUNAddress(pair.remote.address), let c = chosen {
+                    out += turnOutputs(turns[c].client.bindChannel(peer, now: now), now: now)
+                }
+            case .consentLost(let pair): out.append(.consentLost(pair))
+            case .learned(let c): out.append(.note("ICE: learned \(c)"))
+            }
+        }
+        return out
+    }
+
+    mutating func sendOnBase(_ bytes: [UInt8], base: Int, to: SocketAddress, now: UInt64) -> [Output] {
+        guard base == 1 else { return settings.relayOnly ? [] : [.send(bytes, to: to)] }
+        guard let c = chosen, let peer = STUNAddress(to) else { return [] }
+        var actions: [TURNClient.Action] = []
+        let ip = to.ipAddress ?? ""
+        if !permitted.contains(ip) {
+            permitted.insert(ip)
+            actions += turns[c].client.permit(peer, now: now)
+        }
+        actions += turns[c].client.send(bytes, to: peer, now: now)
+        return turnOutputs(actions, now: now)
+    }
+
+    mutating func turnOutputs(_ actions: [TURNClient.Action], now: UInt64) -> [Output] {
+        guard let c = chosen else { return [] }
+        let server = turns[c].server
+        var out: [Output] = []
+        for action in actions {
+            switch action {
+            case .send(let bytes): out.append(.send(bytes, to: server))
+            case .data(let payload, let from): out += receive(payload, from: from.socketAddress(), base: 1, now: now)
+            case .failed(let error): out.append(.note("TURN: \(error)"))
+            default: break
+            }
+        }
+        return out
+    }
+
+    // MARK: Datagrams and time
+
+    /// A datagram on the UDP socket.
+    mutating func receive(_ bytes: [UInt8], from source: SocketAddress, now: UInt64) -> [Output] {
+        if let i = turns.firstIndex(where: { $0.server == source }) {
+            return receiveFromTURN(i, bytes, now: now)
+        }
+        if ICEAgent.isSTUN(bytes), gatherer != nil, source == settings.stun {
+            var g = gatherer!
+            let out = translate(g.receive(bytes, from: source, now: now))
+            gatherer = g
+            if !out.isEmpty { return out }
+        }
+        return receive(bytes, from: source, base: 0, now: now)
+    }
+
+    mutating func receiveFromTURN(_ i: Int, _ bytes: [UInt8], now: UInt64) -> [Output] {
+        let actions = turns[i].client.receive(bytes, now: now)
+        let server = turns[i].server
+        var out: [Output] = []
+        for action in actions {
+            switch action {
+            case .allocated(let relayed, let mapped, _):
+                // The first allocation wins (the lowest RTT among several servers); the others are closed.
+                guard chosen == nil else { continue }
+                chosen = i
+                let rtt = (now - turns[i].sentAt) / 1000
+                out.append(.note("TURN: relayed \(relayed) via \(server) (allocation took \(rtt) ms)"))
+                let candidate = ICECandidate(type: .relayed, address: relayed.socketAddress(), foundation: 3 + UInt32(i), base: 1)
+                relay = candidate
+                advertised.append(candidate)
+                out.append(.gathered(candidate))
+                // Relay to relay through one server: let any allocation on it reach ours.
+                permitted.insert(relayed.socketAddress().ipAddress ?? "")
+                out += turnOutputs(turns[i].client.permit(relayed.withPort(0), now: now), now: now)
+                if let mapped, !settings.relayOnly, !advertised.contains(where: { $0.address == mapped.socketAddress() }) {
+                    let srflx = ICECandidate(type: .serverReflexive, address: mapped.socketAddress(), foundation: 2, base: 0)
+                    advertised.append(srflx)
+                    out.append(.gathered(srflx))
+                }
+                for key in agents.keys { agents[key]!.addLocal(candidate) }
+                for j in turns.indices where j != i {
+                    let closing = turns[j].client.close(now: now)
+                    out += closing.compactMap { if case .send(let b) = $0 { .send(b, to: turns[j].server) } else { nil } }
+                }
+            case .send(let b): out.append(.send(b, to: server))
+            case .data(let payload, let from):
+                if chosen == i { out += receive(payload, from: from.socketAddress(), base: 1, now: now) }
+            case .failed(let error): out.append(.note("TURN \(server): \(error)"))
+            default: break
+            }
+        }
+        return out
+    }
+
+    /// A datagram that arrived on `base` from a peer.
+    mutating func receive(_ bytes: [UInt8], from source: SocketAddress, base: Int, now: UInt64) -> [Output] {
+        guard ICEAgent.isSTUN(bytes) else {
+            if settings.relayOnly && base == 0 { return [] }
+            return [.deliver(bytes, from: source)]
+        }
+        if settings.relayOnly && base == 0 { return [] }
+        // Requests name the agent in USERNAME ("ourUfrag:theirUfrag"); responses find theirs by transaction.
+        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        guard let message = try? STUNDecoder.decode(buffer) else { return [] }
+        if message.type == .bindingRequest {
+            guard let user = message.value(of: .username).flatMap({ $0.getString(at: $0.readerIndex, length: $0.readableBytes) }),
+                let colon = user.firstIndex(of: ":"), user[..<colon] == ufrag, let password
+            else { return [] }
+            let theirs = String(user[user.index(after: colon)...])
+            var out: [Output] = []
+            if agents[theirs] == nil {
+                // A device we have no answer from yet (still ringing): its checks start the agent.
+                guard agents.count < 16 else { return [] }
+                out += peer(ufrag: theirs, password: password, role: role, candidates: [], now: now)
+            }
+            return out + runAgent(theirs, now: now) { $0.receive(bytes, base: base, from: source, now: now) }
+        }
+        var out: [Output] = []
+        for key in agents.keys { out += runAgent(key, now: now) { $0.receive(bytes, base: base, from: source, now: now) } }
+        return out
+    }
+
+    /// Media from the call core to `remote`: over the selected pair's base.
+    mutating func send(_ bytes: [UInt8], to remote: SocketAddress, now: UInt64) -> [Output] {
+        let base = pair(to: remote)?.local.base ?? (settings.relayOnly ? 1 : 0)
+        return sendOnBase(bytes, base: base, to: remote, now: now)
+    }
+
+    mutating func tick(now: UInt64) -> [Output] {
+        var out: [Output] = []
+        if var g = gatherer, !g.finished {
+            out += translate(g.tick(now: now))
+            gatherer = g
+        }
+        for i in turns.indices {
+            let server = turns[i].server
+            let actions = turns[i].client.tick(now: now)
+            if chosen == i {
+                out += turnOutputs(actions, now: now)
+            } else {
+                out += actions.compactMap { if case .send(let b) = $0 { .send(b, to: server) } else { nil } }
+            }
+        }
+        for key in agents.keys { out += runAgent(key, now: now) { _ in [] } }
+        return out
+    }
+
+    /// Releases the TURN allocation.
+    mutating func close(now: UInt64) -> [Output] {
+        guard let c = chosen else { return [] }
+        let server = turns[c].server
+        return turns[c].client.close(now: now).compactMap { if case .send(let b) = $0 { .send(b, to: server) } else { nil } }
+    }
+}
