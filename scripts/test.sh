@@ -113,6 +113,13 @@ if [[ -f tests/netlab/turn_symmetric.sh ]]; then
     fi
 fi
 
+if [[ -f tests/netlab/call_matrix.sh ]]; then
+    if [[ $(id -u) -eq 0 ]]; then
+        run_suite netlab-nat-calls tests/netlab/call_matrix.sh
+    else
+        echo "== netlab-nat-calls: needs root (network namespaces); run as root to include it"
+    fi
+fi
 if [[ -f tests/netlab/call_impaired.sh ]]; then
     if [[ $(id -u) -eq 0 ]]; then
         run_suite netlab-calls tests/netlab/call_impaired.sh

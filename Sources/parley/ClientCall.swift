@@ -183,8 +183,11 @@ enum MediaPrinter {
         return "media closed"
     }
 
-    static func summary(_ engine: CallMediaEngine) async {
-        if let summary = await engine.finish() { print("summary: \(summary)") }
+    static func summary(_ engine: CallMediaEngine, trace: Bool = false) async {
+        guard let summary = await engine.finish() else { return }
+        print("summary: \(summary)")
+        if let path = summary.path { print("final path: \(path)") }
+        if trace { for line in summary.ice { print("media: \(line)") } }
     }
 }
 
@@ -302,7 +305,7 @@ struct ClientCall: AsyncParsableCommand {
                 return first
             }
             print(outcome)
-            await MediaPrinter.summary(engine)
+            await MediaPrinter.summary(engine, trace: media.traceMedia)
             if !outcome.hasPrefix("call ended") { try? await client.end(call) }
             print("hung up")
         }
@@ -412,6 +415,7 @@ struct ClientAnswer: AsyncParsableCommand {
                                 callerBundle: callerBundle, callerCandidates: CallMediaCore.candidates(inAnswer: offer))
                             try await engine.start(
                 core, source: try media.source(), recordTo: media.record, speaker: try media.playback(), settings: media.settings)
+                            engine.checkPeer(theirs, password: password, controlling: false)
                             try await client.prepare(id, answer: handshake.answer)
                             await state.ring(id)
                             // Accept after the ring delay (or the person's yes), unless the call goes away first.
@@ -479,7 +483,7 @@ struct ClientAnswer: AsyncParsableCommand {
             }
             let call = await state.call
             print(outcome)
-            await MediaPrinter.summary(engine)
+            await MediaPrinter.summary(engine, trace: media.traceMedia)
             if let call, await state.accepted, !outcome.hasPrefix("call ended") { try? await client.end(call) }
             if outcome.hasPrefix("no call") { throw ClientCLI.failure(outcome) }
             print("hung up")

@@ -211,6 +211,7 @@ public struct CallMediaCore: Sendable {
                 return tick(now: now)
             }
             peer = remote
+            return startCalleeIfReady()
         case .caller:
             guard let chosen else {
                 // Before the answer: a ringing device on that path keeps it as its address.

@@ -45,6 +45,10 @@ public struct CallMediaSummary: Sendable, CustomStringConvertible {
     public let late: Int
     public let writtenFrames: Int
     public let dropped: [String: Int]
+    /// Every ICE pair and whether its checks succeeded.
+    public let ice: [String]
+    /// The path media ended on ("direct …", "predicted …", "relay …"), nil without ICE.
+    public let path: String?
 
     public var description: String {
         "sent \(sentPackets) packets; received \(receivedPackets); played \(played) frames, FEC-recovered \(recoveredByFEC), "
@@ -74,6 +78,9 @@ public final class CallMediaEngine: @unchecked Sendable {
     var closed = false
     var inTick = false
     var traversal: MediaTraversal
+    /// Every ICE pair and how its checks ended, taken at ``finish()``.
+    var iceReport: [String] = []
+    var finalPath: String?
     /// Candidates advertised so far (the rest trickle).
     var announced = 0
     var announcing = false
@@ -258,6 +265,8 @@ public final class CallMediaEngine: @unchecked Sendable {
                 self.perform(core.hangUp(now: self.now))
                 self.core = core
             }
+            self.iceReport = self.traversal.pairReport
+            self.finalPath = self.traversal.finalPath
             self.emit(self.traversal.close(now: self.now))
             self.channel.flush()
             try? self.audio?.close()
@@ -274,7 +283,7 @@ public final class CallMediaEngine: @unchecked Sendable {
         return CallMediaSummary(
             quality: audio.quality, sentPackets: audio.sentPackets, receivedPackets: audio.receivedAudio,
             played: stats.played, recoveredByFEC: stats.recoveredByFEC, concealed: stats.concealed, late: stats.late,
-            writtenFrames: audio.writtenFrames, dropped: core?.dropped ?? [:])
+            writtenFrames: audio.writtenFrames, dropped: core?.dropped ?? [:], ice: iceReport, path: finalPath)
     }
 
     func onLoop(_ body: @escaping @Sendable (inout CallMediaCore, UInt64) -> [CallMediaCore.Action]) {

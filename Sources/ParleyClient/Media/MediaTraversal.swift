@@ -143,7 +143,9 @@ struct MediaTraversal {
             agents[remoteUfrag] = agent
         }
         for c in candidates { agents[remoteUfrag]!.addRemote(c) }
-        return runAgent(remoteUfrag, now: now) { _ in [] }
+        let pairs = agents[remoteUfrag]!.pairStates.count
+        return [.note("ICE \(remoteUfrag): +\(candidates.count) candidates, \(pairs) pairs")]
+            + runAgent(remoteUfrag, now: now) { _ in [] }
     }
 
     /// The pair media to `remote` should use, if ICE selected one.
@@ -208,14 +210,14 @@ struct MediaTraversal {
 
     /// A datagram on the UDP socket.
     mutating func receive(_ bytes: [UInt8], from source: SocketAddress, now: UInt64) -> [Output] {
-        if let i = turns.firstIndex(where: { $0.server == source }) {
-            return receiveFromTURN(i, bytes, now: now)
-        }
-        if ICEAgent.isSTUN(bytes), gatherer != nil, source == settings.stun {
-            var g = gatherer!
+        // The STUN server may be the TURN server too (same address): the gatherer's answers first.
+        if ICEAgent.isSTUN(bytes), var g = gatherer, !g.finished {
             let out = translate(g.receive(bytes, from: source, now: now))
             gatherer = g
             if !out.isEmpty { return out }
+        }
+        if let i = turns.firstIndex(where: { $0.server == source }) {
+            return receiveFromTURN(i, bytes, now: now)
         }
         return receive(bytes, from: source, base: 0, now: now)
     }
@@ -288,9 +290,11 @@ struct MediaTraversal {
         return out
     }
 
-    /// Media from the call core to `remote`: over the selected pair's base.
+    /// Media from the call core to `remote`: over the selected pair's base, else any pair that works to it
+    /// (the two sides may each have selected a different working pair), else the socket.
     mutating func send(_ bytes: [UInt8], to remote: SocketAddress, now: UInt64) -> [Output] {
-        let base = pair(to: remote)?.local.base ?? (settings.relayOnly ? 1 : 0)
+        let working = agents.values.compactMap { $0.workingPair(to: remote) }.first
+        let base = pair(to: remote)?.local.base ?? working?.local.base ?? (settings.relayOnly ? 1 : 0)
         return sendOnBase(bytes, base: base, to: remote, now: now)
     }
 
@@ -311,6 +315,20 @@ struct MediaTraversal {
         }
         for key in agents.keys { out += runAgent(key, now: now) { _ in [] } }
         return out
+    }
+
+    /// The path media ended on, as "direct", "predicted" or "relay" plus the pair (nil without ICE).
+    var finalPath: String? {
+        guard let pair = agents.values.compactMap(\.selected).first else { return nil }
+        let kind = pair.isRelayed ? "relay" : (pair.remote.type == .predicted || pair.local.type == .predicted) ? "predicted" : "direct"
+        return "\(kind) \(pair)"
+    }
+
+    /// Every agent's pairs, for the trace at hang-up.
+    var pairReport: [String] {
+        agents.flatMap { key, agent in
+            agent.pairStates.map { "ICE \(key): \($0.0) \($0.succeeded ? "succeeded" : $0.failed ? "failed" : "pending")" }
+        }
     }
 
     /// Releases the TURN allocation.

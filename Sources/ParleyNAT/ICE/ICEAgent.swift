@@ -145,9 +145,25 @@ public struct ICEAgent: Sendable {
         for remote in remotes { addPair(candidate, remote) }
     }
 
-    /// A remote candidate (from the offer/answer or trickled).
+    /// The best pair that works to `remote` (media may arrive from, and be answered to, any working pair).
+    public func workingPair(to remote: SocketAddress) -> ICEPair? {
+        pairs.first { $0.pair.remote.address == remote && ($0.state == .succeeded || $0.lastSuccess != nil) }?.pair
+    }
+
+    /// A remote candidate (from the offer/answer or trickled). One learned as peer-reflexive earlier takes the
+    /// signalled type (a relay is a relay, however it was first seen) and keeps the higher priority.
     public mutating func addRemote(_ candidate: ICECandidate) {
-        guard !remotes.contains(where: { $0.address == candidate.address }) else { return }
+        if let i = remotes.firstIndex(where: { $0.address == candidate.address }) {
+            guard remotes[i].type == .peerReflexive, candidate.type != .peerReflexive else { return }
+            var updated = candidate
+            updated.priority = candidate.priority
+            remotes[i] = updated
+            for j in pairs.indices where pairs[j].pair.remote.address == candidate.address {
+                pairs[j].pair = ICEPair(local: pairs[j].pair.local, remote: updated)
+            }
+            sortPairs()
+            return
+        }
         remotes.append(candidate)
         for local in locals where local.type == .host || local.type == .relayed { addPair(local, candidate) }
     }
