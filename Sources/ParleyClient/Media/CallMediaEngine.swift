@@ -53,6 +53,7 @@ public struct CallMediaSummary: Sendable, CustomStringConvertible {
     public var description: String {
         "sent \(sentPackets) packets; received \(receivedPackets); played \(played) frames, FEC-recovered \(recoveredByFEC), "
             + "concealed \(concealed), late \(late); \(quality)"
+            + (dropped.isEmpty ? "" : "; dropped " + dropped.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
     }
 }
 
