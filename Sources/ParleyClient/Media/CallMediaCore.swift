@@ -34,6 +34,8 @@ public struct CallMediaCore: Sendable {
         case revealThroughSignaling([UInt8])
         /// The peer said goodbye (authenticated).
         case peerHungUp
+        /// Media to the peer now goes to this address (an authenticated packet came from it).
+        case peerMoved(SocketAddress)
         /// The handshake failed for good with the named device (tampering or a protocol error).
         case handshakeFailed(device: SignalName, reason: String)
     }
@@ -340,6 +342,7 @@ public struct CallMediaCore: Sendable {
             if chosen == name, opened.sequence >= (devices[name]?.opener?.window.highest ?? 0), peer != source {
                 peer = source
                 devices[name]?.address = source
+                actions.append(.peerMoved(source))
             }
             actions += callerStartIfReady()
             return actions + deliver(opened)
@@ -383,8 +386,12 @@ public struct CallMediaCore: Sendable {
         do {
             let opened = try opener.open(bytes)
             calleeOpener = opener
-            if peer != source, opened.sequence >= opener.window.highest { peer = source }
-            return deliver(opened)
+            var moved: [Action] = []
+            if peer != source, opened.sequence >= opener.window.highest {
+                peer = source
+                moved.append(.peerMoved(source))
+            }
+            return moved + deliver(opened)
         } catch {
             calleeOpener = opener
             return drop("media-\(error)")

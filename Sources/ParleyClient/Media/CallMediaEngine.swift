@@ -422,6 +422,11 @@ public final class CallMediaEngine: @unchecked Sendable {
                 continuation.yield(.revealThroughSignaling(bytes))
             case .peerHungUp:
                 continuation.yield(.peerHungUp)
+            case .peerMoved(let address):
+                let route = traversal.pair(to: address).map { "selected pair \($0)" }
+                    ?? traversal.agents.values.compactMap { $0.workingPair(to: address) }.first.map { "working pair \($0)" }
+                    ?? "the socket"
+                continuation.yield(.note("media now to \(address) via \(route)"))
             case .handshakeFailed(let device, let reason):
                 continuation.yield(.failed(device: device, reason: reason))
             }
