@@ -120,6 +120,15 @@ if [[ -f tests/netlab/call_matrix.sh ]]; then
         echo "== netlab-nat-calls: needs root (network namespaces); run as root to include it"
     fi
 fi
+for extra in call_pathchange call_setup; do
+    if [[ -f tests/netlab/$extra.sh ]]; then
+        if [[ $(id -u) -eq 0 ]]; then
+            run_suite "netlab-${extra//_/-}" "tests/netlab/$extra.sh"
+        else
+            echo "== netlab-${extra//_/-}: needs root (network namespaces); run as root to include it"
+        fi
+    fi
+done
 if [[ -f tests/netlab/call_impaired.sh ]]; then
     if [[ $(id -u) -eq 0 ]]; then
         run_suite netlab-calls tests/netlab/call_impaired.sh

@@ -212,19 +212,21 @@ public struct CallMediaCore: Sendable {
                 helloSent = 0
                 return tick(now: now)
             }
+            let moved = peer != remote
             peer = remote
-            return startCalleeIfReady()
+            return startCalleeIfReady() + (moved && started ? [.peerMoved(remote)] : [])
         case .caller:
             guard let chosen else {
                 // Before the answer: a ringing device on that path keeps it as its address.
                 for (name, entry) in devices where entry.address == previous { devices[name]?.address = remote }
                 return []
             }
-            if devices[chosen]?.address == previous || previous == nil || peer == previous {
-                devices[chosen]?.address = remote
-                peer = remote
-            }
-            return callerStartIfReady()
+            // ICE's choice wins (a better pair found later takes over from the first one, relay or not); an
+            // authenticated packet from elsewhere may still move it again (§5.3).
+            devices[chosen]?.address = remote
+            let moved = peer != remote
+            peer = remote
+            return callerStartIfReady() + (moved && started ? [.peerMoved(remote)] : [])
         }
         return []
     }

@@ -71,6 +71,9 @@ struct MediaTraversal {
     var agents: [String: ICEAgent] = [:]
     var remoteCandidates: [String: [ICECandidate]] = [:]
     var started = false
+    /// The base each peer address was last heard on: replies to an address with no working pair go back the
+    /// way its packets came (through the relay, or from the socket), which is the way its NAT lets them in.
+    var arrivedOn: [SocketAddress: Int] = [:]
 
     init(settings: TraversalSettings, hostAddresses: [SocketAddress]) {
         self.settings = settings
@@ -265,6 +268,8 @@ struct MediaTraversal {
     mutating func receive(_ bytes: [UInt8], from source: SocketAddress, base: Int, now: UInt64) -> [Output] {
         guard ICEAgent.isSTUN(bytes) else {
             if settings.relayOnly && base == 0 { return [] }
+            if arrivedOn.count > 64 { arrivedOn.removeAll() }
+            arrivedOn[source] = base
             return [.deliver(bytes, from: source)]
         }
         if settings.relayOnly && base == 0 { return [] }
@@ -291,10 +296,11 @@ struct MediaTraversal {
     }
 
     /// Media from the call core to `remote`: over the selected pair's base, else any pair that works to it
-    /// (the two sides may each have selected a different working pair), else the socket.
+    /// (the two sides may each have selected a different working pair), else the base its packets last
+    /// arrived on, else the socket.
     mutating func send(_ bytes: [UInt8], to remote: SocketAddress, now: UInt64) -> [Output] {
         let working = agents.values.compactMap { $0.workingPair(to: remote) }.first
-        let base = pair(to: remote)?.local.base ?? working?.local.base ?? (settings.relayOnly ? 1 : 0)
+        let base = pair(to: remote)?.local.base ?? working?.local.base ?? arrivedOn[remote] ?? (settings.relayOnly ? 1 : 0)
         return sendOnBase(bytes, base: base, to: remote, now: now)
     }
 
