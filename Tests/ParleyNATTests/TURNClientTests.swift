@@ -480,12 +480,37 @@ final class TURNClientTests: XCTestCase {
         XCTAssertEqual(wire.events.last?.at, 7900 * ms)
     }
 
-    func testCloseBeforeTheAllocationJustStops() {
+    func testCloseBeforeStartJustStops() {
+        var client = TURNClient(configuration: .init(server: serverAddress, username: restUser, password: "x"))
+        XCTAssertEqual(client.close(now: 0), [.closed])
+        XCTAssertNil(client.nextDeadline)
+    }
+
+    /// Closing while the Allocate is in flight (a client that chose a faster server) must not leave an
+    /// allocation behind: it is released with Refresh LIFETIME 0 the moment it exists.
+    func testCloseWhileAllocatingReleasesTheAllocationWhenItArrives() throws {
+        let wire = makeWire()
+        var held = true
+        wire.loseToClient = { _ in held }  // the server's answers are late
+        wire.start()
+        XCTAssertEqual(wire.client.close(now: wire.now), [])
+        held = false
+        wire.advance(seconds: 10)
+        XCTAssertFalse(wire.actions.contains { if case .allocated = $0 { true } else { false } }, "never offered for use")
+        XCTAssertEqual(wire.actions.last, .closed)
+        let refreshes = wire.sentMessages.filter { $0.message.type == STUNMessageType(method: .refresh, messageClass: .request) }
+        let lifetime = try XCTUnwrap(refreshes.last?.message.value(of: .lifetime))
+        XCTAssertEqual(lifetime.getInteger(at: lifetime.readerIndex, as: UInt32.self), 0)
+        XCTAssertEqual(wire.server.allocationCount, 0)
+    }
+
+    func testCloseWhileAllocatingWithNoAnswerEndsWhenTheAllocateTimesOut() {
         let wire = makeWire()
         wire.loseToServer = { _ in true }
         wire.start()
-        XCTAssertEqual(wire.client.close(now: 0), [.closed])
-        XCTAssertNil(wire.client.nextDeadline)
+        XCTAssertEqual(wire.client.close(now: 0), [])
+        wire.advance(seconds: 10)
+        XCTAssertTrue(wire.client.isFinished)
     }
 
     // MARK: Permissions and data

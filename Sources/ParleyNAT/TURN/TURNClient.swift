@@ -34,6 +34,8 @@ import ParleyWire
 ///   dropped; so are error responses with a MAC that does not verify, and unprotected ones other than
 ///   400, 401 and 438. Anything that does not parse is ignored.
 public struct TURNClient: Sendable {
+    /// ``close(now:)`` came while the Allocate was in flight: release the allocation as soon as it exists.
+    var releaseWhenAllocated = false
     /// Where the allocation is in its life.
     private enum State: Sendable {
         /// Made; ``start(now:)`` not called yet.
@@ -191,10 +193,15 @@ public struct TURNClient: Sendable {
     /// allocation exists there is nothing to delete: the client just stops.
     public mutating func close(now: UInt64) -> [Action] {
         switch state {
-        // Nothing on the server yet (an Allocate in flight might still make one; it expires on its own).
-        case .idle, .allocating:
+        // Nothing on the server yet.
+        case .idle:
             finish()
             return [.closed]
+        // An Allocate in flight may still make one: let it finish, then release it at once (Refresh
+        // LIFETIME 0), so a client that gave up on a slower server leaves nothing behind there.
+        case .allocating:
+            releaseWhenAllocated = true
+            return []
         // Everything else stops; the one Refresh LIFETIME 0 is all that is left.
         case .allocated:
             transactions = [:]
@@ -409,6 +416,7 @@ public struct TURNClient: Sendable {
         let expiry = since + UInt64(lifetime) * 1_000_000
         state = .allocated(Allocation(relayed: relayed, mapped: mapped, expiry: expiry,
                                       refreshAt: refreshTime(expiry: expiry, lifetime: lifetime)))
+        if releaseWhenAllocated { return close(now: now) }
         return [.allocated(relayed: relayed, mapped: mapped, lifetime: lifetime)] + maintain(now: now)
     }
 
