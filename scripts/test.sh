@@ -120,7 +120,7 @@ if [[ -f tests/netlab/call_matrix.sh ]]; then
         echo "== netlab-nat-calls: needs root (network namespaces); run as root to include it"
     fi
 fi
-for extra in call_pathchange call_privacy call_turnchoice call_setup; do
+for extra in call_pathchange call_privacy call_turnchoice call_tcpfallback call_setup; do
     if [[ -f tests/netlab/$extra.sh ]]; then
         if [[ $(id -u) -eq 0 ]]; then
             run_suite "netlab-${extra//_/-}" "tests/netlab/$extra.sh"

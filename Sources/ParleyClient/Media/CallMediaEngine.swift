@@ -79,6 +79,9 @@ public final class CallMediaEngine: @unchecked Sendable {
     var closed = false
     var inTick = false
     var traversal: MediaTraversal
+    /// TCP connections to TURN servers (the fallback), by index, and what waits for them to connect.
+    var streams: [Int: any Channel] = [:]
+    var streamPending: [Int: [[UInt8]]] = [:]
     /// Every ICE pair and how its checks ended, taken at ``finish()``.
     var iceReport: [String] = []
     var finalPath: String?
@@ -273,6 +276,8 @@ public final class CallMediaEngine: @unchecked Sendable {
             try? self.audio?.close()
             return self.summary()
         }.get()
+        let streams = (try? await loop.submit { Array(self.streams.values) }.get()) ?? []
+        for stream in streams { try? await stream.close() }
         try? await channel.close()
         continuation.finish()
         return summary
@@ -368,6 +373,37 @@ public final class CallMediaEngine: @unchecked Sendable {
             switch output {
             case .send(let bytes, let to):
                 channel.write(AddressedEnvelope(remoteAddress: to, data: channel.allocator.buffer(bytes: bytes)), promise: nil)
+            case .connectStream(let index, let to):
+                streamPending[index] = []
+                let engine = self
+                ClientBootstrap(group: loop)
+                    .connectTimeout(.seconds(5))
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(TURNStreamFramer()))
+                            try channel.pipeline.syncOperations.addHandler(TURNStreamHandler(engine: engine, index: index))
+                        }
+                    }
+                    .connect(to: to)
+                    .whenComplete { result in
+                        switch result {
+                        case .success(let stream):
+                            engine.streams[index] = stream
+                            for bytes in engine.streamPending[index] ?? [] {
+                                stream.write(stream.allocator.buffer(bytes: bytes), promise: nil)
+                            }
+                            engine.streamPending[index] = nil
+                            stream.flush()
+                        case .failure(let error):
+                            engine.continuation.yield(.note("TURN over TCP to \(to): \(error)"))
+                        }
+                    }
+            case .sendStream(let bytes, let index):
+                if let stream = streams[index] {
+                    stream.writeAndFlush(stream.allocator.buffer(bytes: bytes), promise: nil)
+                } else {
+                    streamPending[index, default: []].append(bytes)
+                }
             case .deliver(let bytes, let from):
                 guard var core else { continue }
                 let actions = core.receive(bytes, from: from, now: now)

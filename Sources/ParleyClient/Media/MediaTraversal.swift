@@ -13,6 +13,8 @@ public struct TraversalSettings: Sendable, Hashable {
     public var relayOnly = false
     /// How long gathering may take before the call goes ahead with what it has, µs.
     public var gatherTimeout: UInt64 = 2_000_000
+    /// Without a UDP allocation after this long, TURN is tried over TCP too (UDP-hostile networks), µs.
+    public var streamFallbackDelay: UInt64 = 600_000
 
     public struct TURNServer: Sendable, Hashable {
         public var address: SocketAddress
@@ -40,6 +42,10 @@ struct MediaTraversal {
     enum Output {
         /// Write to the UDP socket.
         case send([UInt8], to: SocketAddress)
+        /// Open a TCP connection to a TURN server (the fallback when UDP gets no answer); `index` names it.
+        case connectStream(index: Int, to: SocketAddress)
+        /// Write to the TCP connection `index`.
+        case sendStream([UInt8], index: Int)
         /// A datagram for the call (media, hello, reveal), from the peer address it came from.
         case deliver([UInt8], from: SocketAddress)
         /// ICE selected (or switched to) this pair for the peer device with this ufrag.
@@ -62,7 +68,9 @@ struct MediaTraversal {
     var host: [ICECandidate] = []
     var advertised: [ICECandidate] = []
     var gatherer: ICEGatherer?
-    var turns: [(server: SocketAddress, client: TURNClient, sentAt: UInt64)] = []
+    var turns: [(server: SocketAddress, client: TURNClient, sentAt: UInt64, stream: Bool)] = []
+    /// When the TCP fallback starts if no UDP allocation succeeded, µs (nil once started or not wanted).
+    var streamFallbackAt: UInt64?
     /// The allocation in use (index into `turns`): the first to succeed.
     var chosen: Int?
     var relay: ICECandidate?
@@ -91,7 +99,8 @@ struct MediaTraversal {
     func gatheringDone(now: UInt64) -> Bool {
         if now >= gatherDeadline { return true }
         let stunDone = gatherer?.finished ?? true
-        let turnDone = settings.turn.isEmpty || chosen != nil || turns.allSatisfy { $0.client.isFinished }
+        let turnDone = settings.turn.isEmpty || chosen != nil
+            || (streamFallbackAt == nil && turns.allSatisfy { $0.client.isFinished })
         return stunDone && turnDone
     }
 
@@ -108,9 +117,10 @@ struct MediaTraversal {
             var client = TURNClient(
                 configuration: .init(server: stunAddress, username: server.username, password: server.password))
             let actions = client.start(now: now)
-            turns.append((server.address, client, now))
+            turns.append((server.address, client, now, false))
             out += actions.compactMap { if case .send(let bytes) = $0 { .send(bytes, to: server.address) } else { nil } }
         }
+        if !settings.turn.isEmpty { streamFallbackAt = now + settings.streamFallbackDelay }
         return out
     }
 
@@ -194,13 +204,35 @@ struct MediaTraversal {
         return turnOutputs(actions, now: now)
     }
 
+    /// A datagram for TURN server `i`, over its transport.
+    func toServer(_ i: Int, _ bytes: [UInt8]) -> Output {
+        turns[i].stream ? .sendStream(bytes, index: i) : .send(bytes, to: turns[i].server)
+    }
+
+    /// UDP got no allocation in time: try every TURN server over TCP as well (networks that block UDP).
+    mutating func startStreamFallback(now: UInt64) -> [Output] {
+        streamFallbackAt = nil
+        guard chosen == nil else { return [] }
+        var out: [Output] = [.note("TURN: no UDP allocation after \(settings.streamFallbackDelay / 1000) ms; trying TCP")]
+        for server in settings.turn {
+            guard let stunAddress = STUNAddress(server.address) else { continue }
+            var client = TURNClient(
+                configuration: .init(server: stunAddress, username: server.username, password: server.password, transport: .stream))
+            let actions = client.start(now: now)
+            let index = turns.count
+            turns.append((server.address, client, now, true))
+            out.append(.connectStream(index: index, to: server.address))
+            out += actions.compactMap { if case .send(let bytes) = $0 { toServer(index, bytes) } else { nil } }
+        }
+        return out
+    }
+
     mutating func turnOutputs(_ actions: [TURNClient.Action], now: UInt64) -> [Output] {
         guard let c = chosen else { return [] }
-        let server = turns[c].server
         var out: [Output] = []
         for action in actions {
             switch action {
-            case .send(let bytes): out.append(.send(bytes, to: server))
+            case .send(let bytes): out.append(toServer(c, bytes))
             case .data(let payload, let from): out += receive(payload, from: from.socketAddress(), base: 1, now: now)
             case .failed(let error): out.append(.note("TURN: \(error)"))
             default: break
@@ -219,7 +251,7 @@ struct MediaTraversal {
             gatherer = g
             if !out.isEmpty { return out }
         }
-        if let i = turns.firstIndex(where: { $0.server == source }) {
+        if let i = turns.firstIndex(where: { $0.server == source && !$0.stream }) {
             return receiveFromTURN(i, bytes, now: now)
         }
         return receive(bytes, from: source, base: 0, now: now)
@@ -236,7 +268,7 @@ struct MediaTraversal {
                 guard chosen == nil else { continue }
                 chosen = i
                 let rtt = (now - turns[i].sentAt) / 1000
-                out.append(.note("TURN: relayed \(relayed) via \(server) (allocation took \(rtt) ms)"))
+                out.append(.note("TURN: relayed \(relayed) via \(server)\(turns[i].stream ? " over TCP" : "") (allocation took \(rtt) ms)"))
                 let candidate = ICECandidate(type: .relayed, address: relayed.socketAddress(), foundation: 3 + UInt32(i), base: 1)
                 relay = candidate
                 advertised.append(candidate)
@@ -244,7 +276,10 @@ struct MediaTraversal {
                 // Relay to relay through one server: let any allocation on it reach ours.
                 permitted.insert(relayed.socketAddress().ipAddress ?? "")
                 out += turnOutputs(turns[i].client.permit(relayed.withPort(0), now: now), now: now)
-                if let mapped, !settings.relayOnly, !advertised.contains(where: { $0.address == mapped.socketAddress() }) {
+                // XOR-MAPPED-ADDRESS is a server-reflexive UDP candidate only when the allocation is over UDP.
+                if let mapped, !turns[i].stream, !settings.relayOnly,
+                    !advertised.contains(where: { $0.address == mapped.socketAddress() })
+                {
                     let srflx = ICECandidate(type: .serverReflexive, address: mapped.socketAddress(), foundation: 2, base: 0)
                     advertised.append(srflx)
                     out.append(.gathered(srflx))
@@ -252,9 +287,9 @@ struct MediaTraversal {
                 for key in agents.keys { agents[key]!.addLocal(candidate) }
                 for j in turns.indices where j != i {
                     let closing = turns[j].client.close(now: now)
-                    out += closing.compactMap { if case .send(let b) = $0 { .send(b, to: turns[j].server) } else { nil } }
+                    out += closing.compactMap { if case .send(let b) = $0 { toServer(j, b) } else { nil } }
                 }
-            case .send(let b): out.append(.send(b, to: server))
+            case .send(let b): out.append(toServer(i, b))
             case .data(let payload, let from):
                 if chosen == i { out += receive(payload, from: from.socketAddress(), base: 1, now: now) }
             case .failed(let error): out.append(.note("TURN \(server): \(error)"))
@@ -262,6 +297,12 @@ struct MediaTraversal {
             }
         }
         return out
+    }
+
+    /// A STUN message or ChannelData frame from TCP connection `index`.
+    mutating func receiveStream(_ bytes: [UInt8], index: Int, now: UInt64) -> [Output] {
+        guard turns.indices.contains(index), turns[index].stream else { return [] }
+        return receiveFromTURN(index, bytes, now: now)
     }
 
     /// A datagram that arrived on `base` from a peer.
@@ -310,13 +351,13 @@ struct MediaTraversal {
             out += translate(g.tick(now: now))
             gatherer = g
         }
+        if let at = streamFallbackAt, now >= at { out += startStreamFallback(now: now) }
         for i in turns.indices {
-            let server = turns[i].server
             let actions = turns[i].client.tick(now: now)
             if chosen == i {
                 out += turnOutputs(actions, now: now)
             } else {
-                out += actions.compactMap { if case .send(let b) = $0 { .send(b, to: server) } else { nil } }
+                out += actions.compactMap { if case .send(let b) = $0 { toServer(i, b) } else { nil } }
             }
         }
         for key in agents.keys { out += runAgent(key, now: now) { _ in [] } }
@@ -340,7 +381,6 @@ struct MediaTraversal {
     /// Releases the TURN allocation.
     mutating func close(now: UInt64) -> [Output] {
         guard let c = chosen else { return [] }
-        let server = turns[c].server
-        return turns[c].client.close(now: now).compactMap { if case .send(let b) = $0 { .send(b, to: server) } else { nil } }
+        return turns[c].client.close(now: now).compactMap { if case .send(let b) = $0 { toServer(c, b) } else { nil } }
     }
 }
