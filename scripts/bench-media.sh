@@ -19,6 +19,7 @@
 #   SKIP_BUILD=1         do not run `swift build -c release --product MediaBench` (use the existing binary)
 #   MEDIABENCH_BIN=path  run this MediaBench binary instead of .build/release/MediaBench (implies SKIP_BUILD=1)
 #   QUICK=1              pass --quick: fewer packets, 4 s calls (a smoke test; figures not for reporting)
+#   MEDIABENCH_DTX=1     encode with DTX on, as calls do (frames marked silent are not sent)
 #
 # Prints machine information (cores, CPU model, libopus version, load average before and after) and
 # MediaBench's report, whose last line is `RESULT key=value ...`. The machine may be shared: the load

@@ -60,7 +60,8 @@ private final class Side {
 
     init(config: CallConfig, outgoing: MediaTrafficSecret, incoming: MediaTrafficSecret) throws {
         encoder = try OpusEncoder(
-            bitrate: config.bitrate, complexity: config.complexity, inbandFEC: true, dtx: false,
+            bitrate: config.bitrate, complexity: config.complexity, inbandFEC: true,
+            dtx: ProcessInfo.processInfo.environment["MEDIABENCH_DTX"] == "1",
             expectedLossPercent: config.expectedLossPercent)
         if let name = ProcessInfo.processInfo.environment["MEDIABENCH_MAX_BANDWIDTH"],
             let bandwidth = OpusEncoder.Bandwidth.allCases.first(where: { "\($0)" == name })
@@ -92,6 +93,25 @@ func runCall(config: CallConfig, sources: [[[Int16]]], warmup: Int, frames: Int)
             let t0 = wallNanos()
             let opus = try sender.encoder.encode(sources[s][k])
             let t1 = wallNanos()
+            // DTX (MEDIABENCH_DTX=1, Parley's default in calls): a frame the encoder marks as silence is not
+            // sent; the receiver's buffer then plays silence or conceals.
+            if OpusEncoder.isDTXPacket(opus) {
+                let output = receiver.jitter.pull(now: UInt64(k) * JitterBuffer.frameDuration + 40_000)
+                let t3 = wallNanos()
+                switch output {
+                case .frame(let packet): _ = try receiver.decoder.decode(packet)
+                case .recover(let next): _ = receiver.decoder.decodeFEC(from: next)
+                case .conceal: _ = receiver.decoder.conceal()
+                case .silence: break
+                }
+                let t4 = wallNanos()
+                if counting {
+                    run.stages.encode &+= t1 &- t0
+                    run.stages.jitter &+= t3 &- t1
+                    run.stages.decode &+= t4 &- t3
+                }
+                continue
+            }
             // Packetize, seal, "send", open, unpacketize.
             var plaintext = [UInt8]()
             plaintext.reserveCapacity(4 + opus.count)
