@@ -15,69 +15,23 @@
 # before/after, B's transcript learning A's new address); the SAS and keys are those of the one call.
 # Needs root. Ends with "N passed, M failed".
 set -uo pipefail
-
+NAME=call_pathchange
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-_topo_default=/work/shared/netlab/topo.sh
-[[ -f "$ROOT/../shared/netlab/topo.sh" ]] && _topo_default="$ROOT/../shared/netlab/topo.sh"
-TOPO=${NETLAB_TOPO:-$_topo_default}
 export NETLAB_PREFIX=${NETLAB_PREFIX:-pc$$}
-export NETLAB_QUIET=1
-PY=${PYTHON:-python3}
-RESULTS=${NETLAB_RESULTS:-$(mktemp -d "${TMPDIR:-/tmp}/call_pathchange.XXXXXX")}
-mkdir -p "$RESULTS"
-SRV1=203.0.113.10
-SRV2=203.0.113.11
-ALLOW=198.51.100.0/24,203.0.113.0/24
-
-bail() { echo "call_pathchange.sh: $*" >&2; echo "0 passed, 1 failed"; exit 2; }
-[ "$(id -u)" = 0 ] || bail "must run as root"
-[ -x "$TOPO" ] || bail "no netlab at $TOPO"
-"$PY" -c 'import numpy' 2>/dev/null || bail "python3 numpy missing (scripts/setup.sh --test)"
-BIN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/call_pathchange_bin.XXXXXX")
-if [ -z "${PARLEY:-}" ]; then
-  PARLEY="$ROOT/.build/debug/parley"
-  [ -x "$PARLEY" ] || (cd "$ROOT" && swift build --product parley >"$RESULTS/build.log" 2>&1)
-fi
-cp "$PARLEY" "$BIN_DIR/parley" || bail "no parley binary at $PARLEY"
-PARLEY=$BIN_DIR/parley
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; "$TOPO" down >/dev/null 2>&1; rm -rf "$BIN_DIR"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-passed=0; failed=0
-pass() { passed=$((passed + 1)); echo "PASS $1: $2"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1: $2 (see $RESULTS)"; }
-
-umask 077
-for acct in alice.phone bob.phone; do
-  mkdir -p "$RESULTS/keys/$acct"
-  "$PARLEY" keygen --out "$RESULTS/keys/$acct/device.key" >"$RESULTS/keys/$acct/device.pub" 2>/dev/null || bail "keygen failed"
-done
-for acct in alice.phone bob.phone; do echo "$acct = $(cat "$RESULTS/keys/$acct/device.pub")"; done >"$RESULTS/accounts.conf"
-printf 'turnpass1' >"$RESULTS/turn-password"
-printf 'turnpass1' | "$PARLEY" turn-user caller --realm parley >"$RESULTS/turn-users" 2>/dev/null
-umask 022
+source "$HERE/lib_call.sh"
+make_keys
 
 echo "# a call across a NAT rebinding (prefix $NETLAB_PREFIX, results in $RESULTS)"
 "$TOPO" up symmetric restricted-cone >"$RESULTS/topo-up.log" 2>&1 || bail "topo.sh up failed"
-"$TOPO" exec srv "$PARLEY" serve --http-listen 127.0.0.1 --http-port 0 --ready-file "$RESULTS/ready" \
-  --signal-listen "$SRV1" --signal-port 7000 --store-path "$RESULTS/parley.sqlite" --signal-accounts-file "$RESULTS/accounts.conf" \
-  --stun-listen "$SRV1" --stun-port 3478 --stun-alternate-address "$SRV2" --stun-alternate-port 3479 \
-  --turn-enabled yes --turn-relay-ipv4 "$SRV1" --turn-users-file "$RESULTS/turn-users" --turn-allow-peers "$ALLOW" \
-  >"$RESULTS/serve.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 300); do grep -q '^signal_tcp=' "$RESULTS/ready" 2>/dev/null && break; sleep 0.1; done
-grep -q '^signal_tcp=' "$RESULTS/ready" 2>/dev/null || bail "server did not start"
-common=(--server "$SRV1:7000" --stun "$SRV1:3478" --turn "$SRV1:3478" --turn-user caller
-        --turn-password-file "$RESULTS/turn-password" --trace-media --stats)
-"$TOPO" exec b timeout -k 5 60 stdbuf -oL "$PARLEY" answer --auto --ring-for 0.5 --timeout 40 --tone 1000 \
-  --record "$RESULTS/bob.wav" --key "$RESULTS/keys/bob.phone/device.key" --user bob --device phone "${common[@]}" \
+start_server "$RESULTS" || bail "server did not start ($(tail -n 1 "$RESULTS/serve.log"))"
+common=(--stun "$SRV1:3478" --turn "$SRV1:3478" --stats)
+client b bob.phone answer --auto --ring-for 0.5 --timeout 40 --tone 1000 \
+  --record "$RESULTS/bob.wav" "${common[@]}" \
   >"$RESULTS/bob.out" 2>"$RESULTS/bob.err" &
 bob=$!; PIDS+=($bob)
-for _ in $(seq 1 100); do grep -q '^waiting for a call' "$RESULTS/bob.out" 2>/dev/null && break; sleep 0.1; done
-"$TOPO" exec a timeout -k 5 60 stdbuf -oL "$PARLEY" call bob --timeout 30 --hold 12 --tone 440 \
-  --record "$RESULTS/alice.wav" --key "$RESULTS/keys/alice.phone/device.key" --user alice --device phone "${common[@]}" \
+wait_for_callee "$RESULTS/bob.out"
+client a alice.phone call bob --timeout 30 --hold 12 --tone 440 \
+  --record "$RESULTS/alice.wav" "${common[@]}" \
   >"$RESULTS/alice.out" 2>"$RESULTS/alice.err" &
 alice=$!; PIDS+=($alice)
 for _ in $(seq 1 200); do grep -q '^first audio decrypted' "$RESULTS/alice.out" 2>/dev/null && break; sleep 0.05; done

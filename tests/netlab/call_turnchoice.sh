@@ -13,78 +13,37 @@
 # kept and its time); the slow server holds no allocation afterwards (/metrics), though it made one.
 # Needs root. Ends with "N passed, M failed".
 set -uo pipefail
+NAME=call_turnchoice
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-_topo_default=/work/shared/netlab/topo.sh
-[[ -f "$ROOT/../shared/netlab/topo.sh" ]] && _topo_default="$ROOT/../shared/netlab/topo.sh"
-TOPO=${NETLAB_TOPO:-$_topo_default}
 export NETLAB_PREFIX=${NETLAB_PREFIX:-tc$$}
-export NETLAB_QUIET=1
-RESULTS=${NETLAB_RESULTS:-$(mktemp -d "${TMPDIR:-/tmp}/call_turnchoice.XXXXXX")}
-mkdir -p "$RESULTS"
-SRV1=203.0.113.10
-SRV2=203.0.113.11
-ALLOW=198.51.100.0/24,203.0.113.0/24
-bail() { echo "call_turnchoice.sh: $*" >&2; echo "0 passed, 1 failed"; exit 2; }
-[ "$(id -u)" = 0 ] || bail "must run as root"
-[ -x "$TOPO" ] || bail "no netlab at $TOPO"
-BIN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/call_turnchoice_bin.XXXXXX")
-if [ -z "${PARLEY:-}" ]; then
-  PARLEY="$ROOT/.build/debug/parley"
-  [ -x "$PARLEY" ] || (cd "$ROOT" && swift build --product parley >"$RESULTS/build.log" 2>&1)
-fi
-cp "$PARLEY" "$BIN_DIR/parley" || bail "no parley binary at $PARLEY"
-PARLEY=$BIN_DIR/parley
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; "$TOPO" down >/dev/null 2>&1; rm -rf "$BIN_DIR"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-passed=0; failed=0
-pass() { passed=$((passed + 1)); echo "PASS $1: $2"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1: $2 (see $RESULTS)"; }
-
-umask 077
-for acct in alice.phone bob.phone; do
-  mkdir -p "$RESULTS/keys/$acct"
-  "$PARLEY" keygen --out "$RESULTS/keys/$acct/device.key" >"$RESULTS/keys/$acct/device.pub" 2>/dev/null || bail "keygen failed"
-done
-for acct in alice.phone bob.phone; do echo "$acct = $(cat "$RESULTS/keys/$acct/device.pub")"; done >"$RESULTS/accounts.conf"
-printf 'turnpass1' >"$RESULTS/turn-password"
-printf 'turnpass1' | "$PARLEY" turn-user caller --realm parley >"$RESULTS/turn-users" 2>/dev/null
-umask 022
+source "$HERE/lib_call.sh"
+make_keys
 
 echo "# choosing the fastest of two TURN servers (prefix $NETLAB_PREFIX, results in $RESULTS)"
 "$TOPO" up none none >"$RESULTS/topo-up.log" 2>&1 || bail "topo.sh up failed"
 "$TOPO" env >"$RESULTS/topo-env.txt" 2>&1
 A_IP=$(sed -n 's/^A_IP=//p' "$RESULTS/topo-env.txt"); B_IP=$(sed -n 's/^B_IP=//p' "$RESULTS/topo-env.txt")
 [ -n "$B_IP" ] || bail "no B address"
-"$TOPO" exec srv "$PARLEY" serve --http-listen 127.0.0.1 --http-port 0 --ready-file "$RESULTS/ready" \
-  --signal-listen "$SRV1" --signal-port 7000 --store-path "$RESULTS/parley.sqlite" --signal-accounts-file "$RESULTS/accounts.conf" \
-  --stun-listen "$SRV1" --stun-port 3478 --stun-alternate-address "$SRV2" --stun-alternate-port 3479 \
-  --turn-enabled yes --turn-relay-ipv4 "$SRV1" --turn-users-file "$RESULTS/turn-users" --turn-allow-peers "$ALLOW" \
-  >"$RESULTS/serve.log" 2>&1 &
-PIDS+=($!)
+start_server "$RESULTS" || bail "server did not start ($(tail -n 1 "$RESULTS/serve.log"))"
 "$TOPO" exec b "$PARLEY" serve --signal-enabled no --http-listen 127.0.0.1 --http-port 0 --ready-file "$RESULTS/ready-b" \
   --stun-listen "$B_IP" --stun-port 3478 --stun-tcp no \
   --turn-enabled yes --turn-relay-ipv4 "$B_IP" --turn-users-file "$RESULTS/turn-users" --turn-allow-peers "$ALLOW" \
   --log-stderr yes --log-level debug >"$RESULTS/serve-b.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 300); do grep -q '^signal_tcp=' "$RESULTS/ready" 2>/dev/null && grep -q '^stun_udp=' "$RESULTS/ready-b" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 300); do grep -q '^stun_udp=' "$RESULTS/ready-b" 2>/dev/null && break; sleep 0.1; done
 grep -q '^stun_udp=' "$RESULTS/ready-b" 2>/dev/null || bail "the second server did not start ($(tail -1 "$RESULTS/serve-b.log"))"
 "$TOPO" impair b delay=100ms dir=up >"$RESULTS/impair.log" 2>&1 || bail "impair failed"
-common=(--server "$SRV1:7000" --turn-user caller --turn-password-file "$RESULTS/turn-password" --trace-media)
-"$TOPO" exec b timeout -k 5 60 stdbuf -oL "$PARLEY" answer --auto --ring-for 0.5 --timeout 40 --tone 1000 \
-  --media-bind "$B_IP" --turn "$SRV1:3478" --key "$RESULTS/keys/bob.phone/device.key" --user bob --device phone "${common[@]}" \
+client b bob.phone answer --auto --ring-for 0.5 --timeout 40 --tone 1000 \
+  --media-bind "$B_IP" --turn "$SRV1:3478" \
   >"$RESULTS/bob.out" 2>"$RESULTS/bob.err" &
 bob=$!; PIDS+=($bob)
-for _ in $(seq 1 150); do grep -q '^waiting for a call' "$RESULTS/bob.out" 2>/dev/null && break; sleep 0.1; done
-"$TOPO" exec a timeout -k 5 60 stdbuf -oL "$PARLEY" call bob --timeout 30 --hold 2 --tone 440 --media-bind "$A_IP" \
-  --turn "$B_IP:3478" --turn "$SRV1:3478" --key "$RESULTS/keys/alice.phone/device.key" --user alice --device phone "${common[@]}" \
+wait_for_callee "$RESULTS/bob.out"
+client a alice.phone call bob --timeout 30 --hold 2 --tone 440 --media-bind "$A_IP" \
+  --turn "$B_IP:3478" --turn "$SRV1:3478" \
   >"$RESULTS/alice.out" 2>"$RESULTS/alice.err"
 wait "$bob"
 sleep 1
 
-played() { sed -n 's/.*played \([0-9]*\) frames.*/\1/p' "$1" | tail -1; }
 pa=$(played "$RESULTS/alice.out"); pb=$(played "$RESULTS/bob.out")
 if [ "${pa:-0}" -ge 60 ] && [ "${pb:-0}" -ge 60 ]; then pass call "audio both ways (${pa}/${pb} frames)"; else fail call "played ${pa:-0}/${pb:-0}"; fi
 kept=$(sed -n 's/^media: TURN: relayed \(.*\)$/\1/p' "$RESULTS/alice.out" | head -1)
