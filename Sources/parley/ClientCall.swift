@@ -51,6 +51,12 @@ struct MediaOptions: ParsableArguments {
     @Option(help: ArgumentHelp("File holding the TURN password (mode 0600; kept out of the command line).", valueName: "path"))
     var turnPasswordFile: String?
 
+    @Option(help: ArgumentHelp("The TURN servers' TLS port, for the last fallback on networks that pass only TLS.", valueName: "port"))
+    var turnTLSPort: Int?
+
+    @Option(help: ArgumentHelp("Trust only these PEM certificates for TURN over TLS (default: the system's roots).", valueName: "path"))
+    var turnCA: String?
+
     @Flag(help: "Privacy: offer and use only relayed candidates, so the peer never learns this machine's addresses.")
     var relayOnly = false
 
@@ -93,8 +99,10 @@ struct MediaOptions: ParsableArguments {
                 let password = String(data: raw, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !password.isEmpty
             else { throw ClientCLI.failure("cannot read the TURN password from \(turnPasswordFile)") }
             settings.turn = try turn.map {
-                TraversalSettings.TURNServer(address: try address($0, "--turn"), username: turnUser, password: password)
+                TraversalSettings.TURNServer(
+                    address: try address($0, "--turn"), username: turnUser, password: password, tlsPort: turnTLSPort)
             }
+            if let turnCA { settings.turnTLS = .trusting(pemFile: turnCA) }
         }
         if relayOnly && settings.turn.isEmpty { throw ClientCLI.failure("--relay-only needs a --turn server") }
         return settings

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# tests/netlab/call_tcpfallback.sh - a call from a network that drops all UDP (docs/PROTOCOL.md §6.1): the
-# client gets no answer from the TURN server over UDP, opens TCP to it after 600 ms, relays over TCP, and
-# the call works.
+# tests/netlab/call_tcpfallback.sh - calls from networks that drop UDP (docs/PROTOCOL.md §6.1): the client
+# gets no answer from the TURN server over UDP, opens TCP to it after 600 ms, relays over TCP, and the call
+# works; then from a network that also drops TCP to port 3478 (only TLS passes): after 1.2 s the client
+# reaches the TURN server over TLS on 5349 (the server's certificate, with its IP address, is trusted via
+# --turn-ca) and the call works again.
 #
 #   tests/netlab/call_tcpfallback.sh
 #
@@ -23,8 +25,12 @@ echo "# a call from a UDP-hostile network (prefix $NETLAB_PREFIX, results in $RE
 A_IP=$(sed -n 's/^A_IP=//p' "$RESULTS/topo-env.txt")
 A_WAN=$(sed -n 's/^A_WAN=//p' "$RESULTS/topo-env.txt")
 [ -n "$A_WAN" ] || A_WAN=198.51.100.2
-start_server "$RESULTS" || bail "server did not start ($(tail -n 1 "$RESULTS/serve.log"))"
-common=(--stun "$SRV1:3478" --turn "$SRV1:3478")
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=$SRV1" \
+  -addext "subjectAltName=IP:$SRV1" -keyout "$RESULTS/key.pem" -out "$RESULTS/cert.pem" >"$RESULTS/openssl.txt" 2>&1 \
+  || bail "openssl failed"
+start_server "$RESULTS" --stun-tls-certificate "$RESULTS/cert.pem" --stun-tls-private-key "$RESULTS/key.pem" \
+  --stun-tls-port 5349 || bail "server did not start ($(tail -n 1 "$RESULTS/serve.log"))"
+common=(--stun "$SRV1:3478" --turn "$SRV1:3478" --turn-tls-port 5349 --turn-ca "$RESULTS/cert.pem")
 client b bob.phone answer --auto --ring-for 0.5 --timeout 40 --tone 1000 \
   "${common[@]}" >"$RESULTS/bob.out" 2>"$RESULTS/bob.err" &
 bob=$!; PIDS+=($bob)
@@ -41,7 +47,7 @@ if [ "${pa:-0}" -ge 100 ] && [ "${pb:-0}" -ge 100 ] && [ -n "$sa" ] && [ "$sa" =
 else
   fail call "played ${pa:-0}/${pb:-0}, SAS ${sa:+ok}/${sb:+ok}"
 fi
-if grep -q "^media: TURN: no UDP allocation" "$RESULTS/alice.out" && grep -q "^media: TURN: relayed .* over TCP" "$RESULTS/alice.out"; then
+if grep -q "^media: TURN: no allocation after 600 ms; trying TCP" "$RESULTS/alice.out" && grep -q "^media: TURN: relayed .* over TCP" "$RESULTS/alice.out"; then
   pass "TCP fallback" "$(grep -m1 '^media: TURN: relayed' "$RESULTS/alice.out" | cut -c8-140)"
 else
   fail "TCP fallback" "alice's trace: $(grep -m2 '^media: TURN' "$RESULTS/alice.out" | tr '\n' ';')"
@@ -51,6 +57,25 @@ if grep -q '^final path: relay' "$RESULTS/bob.out"; then
 else
   fail "relayed" "bob's final path: $(sed -n 's/^final path: //p' "$RESULTS/bob.out")"
 fi
+
+# The same call when TCP to 3478 is dropped too: only TLS (5349) gets through.
+"$TOPO" exec a iptables -A OUTPUT -p tcp --dport 3478 -j DROP >>"$RESULTS/iptables.log" 2>&1 || bail "cannot block TCP 3478 in A"
+client b bob.phone answer --auto --ring-for 0.5 --timeout 40 --tone 1000 \
+  "${common[@]}" >"$RESULTS/bob-tls.out" 2>"$RESULTS/bob-tls.err" &
+bob=$!; PIDS+=($bob)
+wait_for_callee "$RESULTS/bob-tls.out"
+client a alice.phone call bob --timeout 30 --hold 3 --tone 440 \
+  "${common[@]}" >"$RESULTS/alice-tls.out" 2>"$RESULTS/alice-tls.err"
+wait "$bob"
+pa=$(played "$RESULTS/alice-tls.out"); pb=$(played "$RESULTS/bob-tls.out")
+if [ "${pa:-0}" -ge 100 ] && [ "${pb:-0}" -ge 100 ]; then
+  pass "call over a TLS relay" "audio both ways (${pa}/${pb} frames); $(grep -m1 '^media: TURN: relayed' "$RESULTS/alice-tls.out" | cut -c8-130)"
+else
+  fail "call over a TLS relay" "played ${pa:-0}/${pb:-0}; alice's trace: $(grep '^media: TURN' "$RESULTS/alice-tls.out" | tr '\n' ';' | cut -c1-300)"
+fi
+grep -q "^media: TURN: relayed .* over TLS" "$RESULTS/alice-tls.out" \
+  && pass "TLS fallback" "after UDP and TCP got nothing: $(grep -m1 '^media: TURN: no allocation after 1200' "$RESULTS/alice-tls.out" | cut -c8-100)" \
+  || fail "TLS fallback" "no allocation over TLS in alice's trace"
 echo "raw output in $RESULTS"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -63,17 +63,19 @@ make_keys() {
   umask 022
 }
 
-# start_server DIR: `parley serve` in the srv namespace (signaling 203.0.113.10:7000, STUN with RFC 5780 on
-# both addresses, TURN relaying on 203.0.113.10); its pid joins PIDS; returns 1 when it does not come up.
+# start_server DIR [FLAGS…]: `parley serve` in the srv namespace (signaling 203.0.113.10:7000, STUN with
+# RFC 5780 on both addresses, TURN relaying on 203.0.113.10, plus FLAGS); its pid joins PIDS; returns 1
+# when it does not come up.
 start_server() {
   local dir=$1 pid
+  shift
   rm -f "$dir/ready"
   "$TOPO" exec srv "$PARLEY" serve --http-listen 127.0.0.1 --http-port 0 --ready-file "$dir/ready" \
     --signal-listen "$SRV1" --signal-port 7000 --store-path "$dir/parley.sqlite" \
     --signal-accounts-file "$RESULTS/accounts.conf" \
     --stun-listen "$SRV1" --stun-port 3478 --stun-alternate-address "$SRV2" --stun-alternate-port 3479 \
     --turn-enabled yes --turn-relay-ipv4 "$SRV1" --turn-users-file "$RESULTS/turn-users" --turn-allow-peers "$ALLOW" \
-    >"$dir/serve.log" 2>&1 &
+    "$@" >"$dir/serve.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
   SERVER_PID=$pid

@@ -154,7 +154,7 @@ public final class CallMediaEngine: @unchecked Sendable {
 
     static func append(_ line: String, to path: String) {
         guard let handle = FileHandle(forWritingAtPath: path) ?? {
-            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+            _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
             return FileHandle(forWritingAtPath: path)
         }() else { return }
         handle.seekToEndOfFile()
@@ -373,13 +373,19 @@ public final class CallMediaEngine: @unchecked Sendable {
             switch output {
             case .send(let bytes, let to):
                 channel.write(AddressedEnvelope(remoteAddress: to, data: channel.allocator.buffer(bytes: bytes)), promise: nil)
-            case .connectStream(let index, let to):
+            case .connectStream(let index, let to, let tls):
                 streamPending[index] = []
                 let engine = self
+                let tlsSettings = tls ? (traversal.settings.turnTLS ?? .system) : nil
+                let host = to.ipAddress ?? ""
                 ClientBootstrap(group: loop)
                     .connectTimeout(.seconds(5))
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
+                            if let tlsSettings {
+                                let context = try tlsSettings.makeContext()
+                                try channel.pipeline.syncOperations.addHandler(tlsSettings.makeHandler(context: context, host: host))
+                            }
                             try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(TURNStreamFramer()))
                             try channel.pipeline.syncOperations.addHandler(TURNStreamHandler(engine: engine, index: index))
                         }

@@ -3,7 +3,7 @@ import ParleyNAT
 import ParleyWire
 
 /// Where a client finds its STUN and TURN servers, and whether it may reveal its addresses.
-public struct TraversalSettings: Sendable, Hashable {
+public struct TraversalSettings: Sendable {
     /// A STUN server (ours answers RFC 5780, which makes port prediction possible).
     public var stun: SocketAddress?
     /// TURN servers with long-term credentials (a static user or a TURN REST `expiry:user` name); when
@@ -13,17 +13,23 @@ public struct TraversalSettings: Sendable, Hashable {
     public var relayOnly = false
     /// How long gathering may take before the call goes ahead with what it has, µs.
     public var gatherTimeout: UInt64 = 2_000_000
-    /// Without a UDP allocation after this long, TURN is tried over TCP too (UDP-hostile networks), µs.
+    /// Without a UDP allocation after this long, TURN is tried over TCP too (UDP-hostile networks), µs; and
+    /// over TLS (to ``TURNServer/tlsPort``) after twice this long (networks that only pass TLS).
     public var streamFallbackDelay: UInt64 = 600_000
+    /// How to check TURN servers' TLS certificates (nil: the system's roots).
+    public var turnTLS: ClientTLS?
 
     public struct TURNServer: Sendable, Hashable {
         public var address: SocketAddress
         public var username: String
         public var password: String
-        public init(address: SocketAddress, username: String, password: String) {
+        /// The server's TURN-over-TLS port (5349 by convention), for the last fallback; nil: no TLS.
+        public var tlsPort: Int?
+        public init(address: SocketAddress, username: String, password: String, tlsPort: Int? = nil) {
             self.address = address
             self.username = username
             self.password = password
+            self.tlsPort = tlsPort
         }
     }
 
@@ -42,8 +48,9 @@ struct MediaTraversal {
     enum Output {
         /// Write to the UDP socket.
         case send([UInt8], to: SocketAddress)
-        /// Open a TCP connection to a TURN server (the fallback when UDP gets no answer); `index` names it.
-        case connectStream(index: Int, to: SocketAddress)
+        /// Open a TCP (or TLS) connection to a TURN server (the fallback when UDP gets no answer); `index`
+        /// names it.
+        case connectStream(index: Int, to: SocketAddress, tls: Bool)
         /// Write to the TCP connection `index`.
         case sendStream([UInt8], index: Int)
         /// A datagram for the call (media, hello, reveal), from the peer address it came from.
@@ -71,6 +78,9 @@ struct MediaTraversal {
     var turns: [(server: SocketAddress, client: TURNClient, sentAt: UInt64, stream: Bool)] = []
     /// When the TCP fallback starts if no UDP allocation succeeded, µs (nil once started or not wanted).
     var streamFallbackAt: UInt64?
+    /// When the TLS fallback starts if nothing allocated by then, µs.
+    var tlsFallbackAt: UInt64?
+    var streamsOverTLS: Set<Int> = []
     /// The allocation in use (index into `turns`): the first to succeed.
     var chosen: Int?
     var relay: ICECandidate?
@@ -100,7 +110,7 @@ struct MediaTraversal {
         if now >= gatherDeadline { return true }
         let stunDone = gatherer?.finished ?? true
         let turnDone = settings.turn.isEmpty || chosen != nil
-            || (streamFallbackAt == nil && turns.allSatisfy { $0.client.isFinished })
+            || (streamFallbackAt == nil && tlsFallbackAt == nil && turns.allSatisfy { $0.client.isFinished })
         return stunDone && turnDone
     }
 
@@ -121,6 +131,7 @@ struct MediaTraversal {
             out += actions.compactMap { if case .send(let bytes) = $0 { .send(bytes, to: server.address) } else { nil } }
         }
         if !settings.turn.isEmpty { streamFallbackAt = now + settings.streamFallbackDelay }
+        if settings.turn.contains(where: { $0.tlsPort != nil }) { tlsFallbackAt = now + 2 * settings.streamFallbackDelay }
         return out
     }
 
@@ -209,19 +220,28 @@ struct MediaTraversal {
         turns[i].stream ? .sendStream(bytes, index: i) : .send(bytes, to: turns[i].server)
     }
 
-    /// UDP got no allocation in time: try every TURN server over TCP as well (networks that block UDP).
-    mutating func startStreamFallback(now: UInt64) -> [Output] {
-        streamFallbackAt = nil
+    /// UDP got no allocation in time: try every TURN server over TCP as well (networks that block UDP), or,
+    /// later, over TLS to its TLS port (networks that pass only TLS).
+    mutating func startStreamFallback(tls: Bool, now: UInt64) -> [Output] {
+        if tls { tlsFallbackAt = nil } else { streamFallbackAt = nil }
         guard chosen == nil else { return [] }
-        var out: [Output] = [.note("TURN: no UDP allocation after \(settings.streamFallbackDelay / 1000) ms; trying TCP")]
+        let waited = (tls ? 2 : 1) * settings.streamFallbackDelay / 1000
+        var out: [Output] = [.note("TURN: no allocation after \(waited) ms; trying \(tls ? "TLS" : "TCP")")]
         for server in settings.turn {
             guard let stunAddress = STUNAddress(server.address) else { continue }
+            var address = server.address
+            if tls {
+                guard let port = server.tlsPort, let withPort = try? SocketAddress(ipAddress: server.address.ipAddress ?? "", port: port)
+                else { continue }
+                address = withPort
+            }
             var client = TURNClient(
                 configuration: .init(server: stunAddress, username: server.username, password: server.password, transport: .stream))
             let actions = client.start(now: now)
             let index = turns.count
-            turns.append((server.address, client, now, true))
-            out.append(.connectStream(index: index, to: server.address))
+            turns.append((address, client, now, true))
+            if tls { streamsOverTLS.insert(index) }
+            out.append(.connectStream(index: index, to: address, tls: tls))
             out += actions.compactMap { if case .send(let bytes) = $0 { toServer(index, bytes) } else { nil } }
         }
         return out
@@ -268,7 +288,8 @@ struct MediaTraversal {
                 guard chosen == nil else { continue }
                 chosen = i
                 let rtt = (now - turns[i].sentAt) / 1000
-                out.append(.note("TURN: relayed \(relayed) via \(server)\(turns[i].stream ? " over TCP" : "") (allocation took \(rtt) ms)"))
+                let transport = !turns[i].stream ? "" : streamsOverTLS.contains(i) ? " over TLS" : " over TCP"
+                out.append(.note("TURN: relayed \(relayed) via \(server)\(transport) (allocation took \(rtt) ms)"))
                 let candidate = ICECandidate(type: .relayed, address: relayed.socketAddress(), foundation: 3 + UInt32(i), base: 1)
                 relay = candidate
                 advertised.append(candidate)
@@ -351,7 +372,8 @@ struct MediaTraversal {
             out += translate(g.tick(now: now))
             gatherer = g
         }
-        if let at = streamFallbackAt, now >= at { out += startStreamFallback(now: now) }
+        if let at = streamFallbackAt, now >= at { out += startStreamFallback(tls: false, now: now) }
+        if let at = tlsFallbackAt, now >= at { out += startStreamFallback(tls: true, now: now) }
         for i in turns.indices {
             let actions = turns[i].client.tick(now: now)
             if chosen == i {
