@@ -233,3 +233,40 @@ final class ICEAgentTests: XCTestCase {
         }
     }
 }
+
+/// Check ordering behind a sequential NAT (docs/PROTOCOL.md §6.2).
+final class ICESequentialNATTests: XCTestCase {
+    func testPredictedPairsGoFirstAndOtherSocketChecksWait() throws {
+        let creds = ICECredentials(ufrag: "aaaa", password: "aaaaaaaaaaaaaaaaaaaaaaaa")
+        var agent = ICEAgent(role: .controlled, local: creds, remote: creds, tieBreaker: 1)
+        agent.sequentialNAT = true
+        agent.addLocal(ICECandidate(type: .host, address: try SocketAddress(ipAddress: "10.0.1.2", port: 4000), base: 0))
+        agent.addLocal(ICECandidate(type: .relayed, address: try SocketAddress(ipAddress: "203.0.113.10", port: 50000), base: 1))
+        agent.addRemote(ICECandidate(type: .host, address: try SocketAddress(ipAddress: "10.0.2.2", port: 5000)))
+        agent.addRemote(ICECandidate(type: .serverReflexive, address: try SocketAddress(ipAddress: "198.51.100.9", port: 20002)))
+        for k in 1...3 {
+            agent.addRemote(
+                ICECandidate(
+                    type: .predicted, address: try SocketAddress(ipAddress: "198.51.100.9", port: 20002 + k),
+                    priority: ICECandidate.priority(type: .predicted, localPreference: UInt32(65_535 - k))))
+        }
+        func firstSends(_ n: Int, from start: UInt64) -> [(Int, Int)] {
+            var out: [(Int, Int)] = []
+            var t = start
+            while out.count < n && t < start + 10_000_000 {
+                for case .send(_, let base, let to) in agent.tick(now: t) where out.count < n { out.append((base, to.port!)) }
+                t += 20_000
+            }
+            return out
+        }
+        // Until the peer's candidates are complete, the socket sends only to its predicted ports, in order
+        // (the relay's checks are free: they add no mapping).
+        let early = firstSends(8, from: 0)
+        XCTAssertEqual(early.filter { $0.0 == 0 }.map(\.1).prefix(3), [20003, 20004, 20005], "\(early)")
+        XCTAssertFalse(early.contains { $0.0 == 0 && ($0.1 == 5000 || $0.1 == 20002) }, "\(early)")
+        // Once complete (and every predicted pair was sent), the socket's other checks follow.
+        agent.remoteCandidatesComplete = true
+        let later = firstSends(12, from: 1_000_000).filter { $0.0 == 0 }.map(\.1)
+        XCTAssertTrue(later.contains(5000) && later.contains(20002), "\(later)")
+    }
+}

@@ -230,7 +230,7 @@ public final class CallMediaEngine: @unchecked Sendable {
             self.emit(
                 self.traversal.peer(
                     ufrag: ufrag, password: password, role: controlling ? .controlling : .controlled,
-                    candidates: ice.candidates, now: self.now))
+                    candidates: ice.candidates, complete: true, now: self.now))
             self.channel.flush()
         }
     }

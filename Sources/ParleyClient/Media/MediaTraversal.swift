@@ -89,6 +89,8 @@ struct MediaTraversal {
     var agents: [String: ICEAgent] = [:]
     var remoteCandidates: [String: [ICECandidate]] = [:]
     var started = false
+    /// Our NAT allocates ports sequentially (from the gatherer): checks are ordered for prediction.
+    var sequentialNAT = false
     /// The base each peer address was last heard on: replies to an address with no working pair go back the
     /// way its packets came (through the relay, or from the socket), which is the way its NAT lets them in.
     var arrivedOn: [SocketAddress: Int] = [:]
@@ -144,7 +146,10 @@ struct MediaTraversal {
                 guard !settings.relayOnly, !advertised.contains(where: { $0.address == c.address }) else { continue }
                 advertised.append(c)
                 out.append(.gathered(c))
-            case .finished(let mapping): out.append(.note("STUN: mapping \(mapping)"))
+            case .finished(let mapping):
+                sequentialNAT = mapping.hasPrefix("symmetric, sequential")
+                for key in agents.keys { agents[key]!.sequentialNAT = sequentialNAT }
+                out.append(.note("STUN: mapping \(mapping)"))
             }
         }
         return out
@@ -153,9 +158,10 @@ struct MediaTraversal {
     // MARK: Agents
 
     /// Sets up checks with a peer device: its ufrag, the call's password, its candidates so far.
-    mutating func peer(ufrag remoteUfrag: String, password: String, role: ICEAgent.Role, candidates: [ICECandidate], now: UInt64)
-        -> [Output]
-    {
+    mutating func peer(
+        ufrag remoteUfrag: String, password: String, role: ICEAgent.Role, candidates: [ICECandidate], complete: Bool = false,
+        now: UInt64
+    ) -> [Output] {
         self.password = password
         self.role = role
         if agents[remoteUfrag] == nil {
@@ -164,9 +170,11 @@ struct MediaTraversal {
                 remote: ICECredentials(ufrag: remoteUfrag, password: password), tieBreaker: tieBreaker)
             if !settings.relayOnly { for h in host { agent.addLocal(h) } }
             if let relay { agent.addLocal(relay) }
+            agent.sequentialNAT = sequentialNAT
             agents[remoteUfrag] = agent
         }
         for c in candidates { agents[remoteUfrag]!.addRemote(c) }
+        if complete { agents[remoteUfrag]!.remoteCandidatesComplete = true }
         let pairs = agents[remoteUfrag]!.pairStates.count
         return [.note("ICE \(remoteUfrag): +\(candidates.count) candidates, \(pairs) pairs")]
             + runAgent(remoteUfrag, now: now) { _ in [] }

@@ -126,6 +126,22 @@ public struct ICEAgent: Sendable {
         pairs.map { ($0.pair, $0.state == .succeeded, $0.state == .failed) }
     }
 
+    /// This side's NAT allocates ports sequentially (the gatherer predicted ports for it): every new
+    /// destination takes the next port, including the ones the peer was told to expect. Then checks from
+    /// the socket (base 0) go to the peer's predicted candidates first, in order, and every other check
+    /// from the socket waits — until the peer's candidates are complete (``remoteCandidatesComplete``) and
+    /// each predicted pair was sent once. Both sides doing this make their k-th new mappings meet
+    /// (docs/PROTOCOL.md §6.2). Checks through the relay never wait.
+    public var sequentialNAT = false
+    /// The peer's candidates are all known (its offer or answer arrived).
+    public var remoteCandidatesComplete = false
+
+    func isHeld(_ i: Int) -> Bool {
+        guard sequentialNAT, pairs[i].pair.local.base == 0, pairs[i].pair.remote.type != .predicted else { return false }
+        guard remoteCandidatesComplete else { return true }
+        return pairs.contains { $0.pair.local.base == 0 && $0.pair.remote.type == .predicted && $0.state == .waiting }
+    }
+
     /// When ``tick(now:)`` next has work.
     public var nextDeadline: UInt64? {
         var deadlines = pairs.filter { $0.state == .inProgress }.map(\.nextSend)
@@ -212,11 +228,17 @@ public struct ICEAgent: Sendable {
         }
         if now >= nextCheck {
             var next: Int?
+            var held: [Int] = []
             while let t = triggered.first, next == nil {
                 triggered.removeFirst()
-                if pairs[t].state != .inProgress { next = t }
+                if isHeld(t) {
+                    held.append(t)
+                } else if pairs[t].state != .inProgress {
+                    next = t
+                }
             }
-            if next == nil { next = pairs.firstIndex { $0.state == .waiting } }
+            triggered = held + triggered
+            if next == nil { next = pairs.indices.first { pairs[$0].state == .waiting && !isHeld($0) } }
             if let i = next {
                 pairs[i].state = .inProgress
                 pairs[i].sends = 0
