@@ -8,6 +8,7 @@
 #   bob/laptop is told "answered elsewhere". alice sends a 440 Hz tone, bob a 1 kHz tone, both at -20 dBFS;
 #   each records what it receives. Call 2: alice plays a 44.1 kHz stereo WAV (700 Hz, -14 dBFS, made by sox).
 # Then `parley demo` (its own server, fresh keys, a tone each way) must run and measure the right tones.
+# Call 3 runs the media over IPv6 (both sides bind ::1).
 # Checks: both sides show the same SAS; the recordings carry the sent tone (frequency ±2 Hz, level ±2 dB,
 #   numpy FFT); the capture of everything on loopback (tshark) contains none of the media secrets or the
 #   keys/IVs derived from them (PARLEY_KEYLOGFILE, a debugging key log like SSLKEYLOGFILE) and none of the
@@ -75,7 +76,7 @@ client() { # client ACCOUNT SUBCOMMAND ARGS…
   local sub=$1; shift
   PARLEY_KEYLOGFILE="$TMP/keylog" PARLEY_MEDIA_DUMP="$TMP/dump.$acct" \
     timeout -k 5 60 "$PARLEY" "$sub" "$@" --server "127.0.0.1:$PORT" --key "$TMP/keys/$acct.key" \
-    --user "${acct%%.*}" --device "${acct#*.}" --media-bind 127.0.0.1
+    --user "${acct%%.*}" --device "${acct#*.}" --media-bind "${MEDIA_BIND:-127.0.0.1}"
 }
 
 # Call 1: tones both ways, two callee devices.
@@ -106,6 +107,17 @@ sas_a=$(grep -m1 'SAS:' "$TMP/alice2.out"); sas_b=$(grep -m1 'SAS:' "$TMP/bob2.o
 [ -n "$sas_a" ] && [ "$sas_a" = "$sas_b" ]; check $? call2-sas "alice${sas_a#*SAS:} / bob${sas_b#*SAS:}"
 # sox's gain -17 on a full-scale sine: -17 dBFS.
 count "$PY" "$HERE/check_call.py" audio "$TMP/bob2.wav" 700 -17
+
+# Call 3: media over IPv6 (both sides bind ::1; the ICE candidates are IPv6).
+MEDIA_BIND=::1 client bob.phone answer --auto --timeout 40 --tone 1000 --record "$TMP/bob3.wav" >"$TMP/bob3.out" 2>&1 &
+BOB=$!
+sleep 1
+MEDIA_BIND=::1 client alice.phone call bob --tone 440 --hold 3 --record "$TMP/alice3.wav" >"$TMP/alice3.out" 2>&1
+check $? call3-ipv6-caller "parley call over IPv6 exited ($TMP/alice3.out)"
+wait $BOB; check $? call3-ipv6-callee "parley answer over IPv6 exited ($TMP/bob3.out)"
+grep -q '^final path: direct host \[::1\]:[0-9]* .* -> host \[::1\]:' "$TMP/alice3.out"
+check $? call3-ipv6-path "$(grep -m1 '^final path' "$TMP/alice3.out")"
+count "$PY" "$HERE/check_call.py" audio "$TMP/bob3.wav" 440 -20
 
 sleep 0.5
 kill -INT $TSHARK; wait $TSHARK 2>/dev/null

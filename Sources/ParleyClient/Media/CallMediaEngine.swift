@@ -61,6 +61,8 @@ public struct CallMediaSummary: Sendable, CustomStringConvertible {
 /// on that socket's event loop, all state confined to the loop.
 public final class CallMediaEngine: @unchecked Sendable {
     let channel: any Channel
+    /// The IPv6 socket beside the IPv4 one (wildcard binding on a machine with IPv6), if any.
+    let channel6: (any Channel)?
     let loop: any EventLoop
     /// Where this engine receives media: candidates to put in an offer or answer.
     public let candidates: [MediaCandidate]
@@ -94,8 +96,9 @@ public final class CallMediaEngine: @unchecked Sendable {
     let keyLog = ProcessInfo.processInfo.environment["PARLEY_KEYLOGFILE"]
     let mediaDump = ProcessInfo.processInfo.environment["PARLEY_MEDIA_DUMP"]
 
-    init(channel: any Channel, candidates: [MediaCandidate], traversal: TraversalSettings) {
+    init(channel: any Channel, channel6: (any Channel)? = nil, candidates: [MediaCandidate], traversal: TraversalSettings) {
         self.channel = channel
+        self.channel6 = channel6
         self.loop = channel.eventLoop
         self.candidates = candidates
         self.traversal = MediaTraversal(
@@ -114,27 +117,52 @@ public final class CallMediaEngine: @unchecked Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> CallMediaEngine {
         let box = NIOLockedValueBox<CallMediaEngine?>(nil)
-        let channel = try await DatagramBootstrap(group: group)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(MediaDatagramHandler(engine: box))
+        func open(_ host: String, v6Only: Bool) async throws -> any Channel {
+            var bootstrap = DatagramBootstrap(group: group)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(MediaDatagramHandler(engine: box))
+                    }
                 }
-            }
-            .bind(host: host, port: 0).get()
-        guard let port = channel.localAddress?.port else { throw ClientError.violation("media socket has no port") }
-        var addresses: [[UInt8]] = []
-        if let local = channel.localAddress, case .v4(let v4) = local, v4.address.sin_addr.s_addr != 0 {
-            addresses = [Self.bytes(local)].compactMap { $0 }
-        } else {
-            for device in (try? System.enumerateDevices()) ?? [] {
-                guard let address = device.address, case .v4 = address, let bytes = Self.bytes(address), bytes[0] != 127 else { continue }
-                if !addresses.contains(bytes) { addresses.append(bytes) }
-            }
-            if addresses.isEmpty { addresses = [[127, 0, 0, 1]] }
+            if v6Only { bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), IPV6_V6ONLY), value: 1) }
+            return try await bootstrap.bind(host: host, port: 0).get()
         }
+        // One socket per family: IPv4 on the given address (the wildcard by default), and with the wildcard an
+        // IPv6 socket too (on machines without IPv6 it is simply left out). An IPv6 address binds IPv6 only.
+        let wantsV6Only = host.contains(":")
+        let channel = try await open(host, v6Only: wantsV6Only)
+        var channel6: (any Channel)?
+        if host == "0.0.0.0" { channel6 = try? await open("::", v6Only: true) }
+        var addresses: [SocketAddress] = []
+        func add(_ address: SocketAddress?, port: Int?) {
+            guard let address, let port, let text = address.ipAddress,
+                let withPort = try? SocketAddress(ipAddress: text, port: port), !addresses.contains(withPort)
+            else { return }
+            addresses.append(withPort)
+        }
+        let devices = (try? System.enumerateDevices()) ?? []
+        if let local = channel.localAddress, !Self.isWildcard(local) {
+            add(local, port: local.port)
+        } else if let local = channel.localAddress {
+            for device in devices {
+                guard let address = device.address, case .v4 = address, Self.bytes(address)?.first != 127 else { continue }
+                add(address, port: local.port)
+            }
+            if addresses.isEmpty { add(try? SocketAddress(ipAddress: "127.0.0.1", port: 0), port: local.port) }
+        }
+        if let channel6, let local = channel6.localAddress {
+            for device in devices {
+                guard let address = device.address, case .v6 = address, Self.isGlobalV6(address) else { continue }
+                add(address, port: local.port)
+            }
+        }
+        guard !addresses.isEmpty else { throw ClientError.violation("media socket has no address") }
         let engine = CallMediaEngine(
-            channel: channel, candidates: addresses.compactMap { MediaCandidate(address: $0, port: UInt16(port)) },
+            channel: channel, channel6: channel6,
+            candidates: addresses.compactMap { address in
+                Self.bytes(address).flatMap { MediaCandidate(address: $0, port: UInt16(address.port ?? 0)) }
+            },
             traversal: traversal)
         box.withLockedValue { $0 = engine }
         try await engine.loop.submit {
@@ -142,6 +170,19 @@ public final class CallMediaEngine: @unchecked Sendable {
             engine.scheduleTick(at: NIODeadline.now() + .milliseconds(20))
         }.get()
         return engine
+    }
+
+    static func isWildcard(_ address: SocketAddress) -> Bool {
+        guard let bytes = bytes(address) else { return true }
+        return bytes.allSatisfy { $0 == 0 }
+    }
+
+    /// A global IPv6 address: not loopback, link-local (fe80::/10) or unspecified.
+    static func isGlobalV6(_ address: SocketAddress) -> Bool {
+        guard let bytes = bytes(address), bytes.count == 16 else { return false }
+        if bytes.dropLast().allSatisfy({ $0 == 0 }) { return false }  // :: and ::1
+        if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 { return false }
+        return true
     }
 
     static func hex(_ bytes: [UInt8]) -> String {
@@ -172,8 +213,11 @@ public final class CallMediaEngine: @unchecked Sendable {
     }
 
     static func bytes(_ address: SocketAddress) -> [UInt8]? {
-        guard case .v4(let v4) = address else { return nil }
-        return withUnsafeBytes(of: v4.address.sin_addr.s_addr) { Array($0) }
+        switch address {
+        case .v4(let v4): return withUnsafeBytes(of: v4.address.sin_addr.s_addr) { Array($0) }
+        case .v6(let v6): return withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+        default: return nil
+        }
     }
 
     /// Candidates as offer/answer extension fields.
@@ -279,6 +323,7 @@ public final class CallMediaEngine: @unchecked Sendable {
         let streams = (try? await loop.submit { Array(self.streams.values) }.get()) ?? []
         for stream in streams { try? await stream.close() }
         try? await channel.close()
+        try? await channel6?.close()
         continuation.finish()
         return summary
     }
@@ -367,12 +412,24 @@ public final class CallMediaEngine: @unchecked Sendable {
         emit(traversal.receive(bytes, from: source, now: now))
     }
 
+    /// Writes a datagram on the socket of `to`'s family.
+    func write(_ bytes: [UInt8], to: SocketAddress) {
+        let socket: any Channel
+        if case .v6 = to, let channel6 {
+            socket = channel6
+        } else {
+            socket = channel
+        }
+        socket.write(AddressedEnvelope(remoteAddress: to, data: socket.allocator.buffer(bytes: bytes)), promise: nil)
+        if socket !== channel { socket.flush() }
+    }
+
     /// Carries out the traversal's outputs: socket writes, datagrams for the call, path changes.
     func emit(_ outputs: [MediaTraversal.Output]) {
         for output in outputs {
             switch output {
             case .send(let bytes, let to):
-                channel.write(AddressedEnvelope(remoteAddress: to, data: channel.allocator.buffer(bytes: bytes)), promise: nil)
+                write(bytes, to: to)
             case .connectStream(let index, let to, let tls):
                 streamPending[index] = []
                 let engine = self

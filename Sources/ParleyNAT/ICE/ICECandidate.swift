@@ -96,7 +96,10 @@ public struct ICECandidate: Sendable, Hashable, CustomStringConvertible {
         self.init(type: type, address: address, priority: priority, foundation: foundation)
     }
 
-    public var description: String { "\(type) \(address.ipAddress ?? "?"):\(address.port ?? 0) prio \(priority)" }
+    public var description: String {
+        let ip = address.ipAddress ?? "?"
+        return "\(type) \(ip.contains(":") ? "[\(ip)]" : ip):\(address.port ?? 0) prio \(priority)"
+    }
 }
 
 /// A local and a remote candidate checked together (RFC 8445 §6.1.2).
