@@ -63,6 +63,9 @@ struct MediaOptions: ParsableArguments {
     @Flag(help: "Print gathering and path details.")
     var traceMedia = false
 
+    @Flag(help: "Run NAT behaviour discovery on every call instead of using the day-old cache beside the key.")
+    var noNATCache = false
+
     func source() throws -> AudioSource {
         if let play {
             do {
@@ -83,7 +86,7 @@ struct MediaOptions: ParsableArguments {
     }
 
     /// The STUN/TURN settings from the options.
-    func traversal() throws -> TraversalSettings {
+    func traversal(natCache: String?) throws -> TraversalSettings {
         func address(_ text: String, _ what: String) throws -> SocketAddress {
             guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
                 let parsed = try? SocketAddress.makeAddressResolvingHost(
@@ -92,6 +95,7 @@ struct MediaOptions: ParsableArguments {
             return parsed
         }
         var settings = TraversalSettings(relayOnly: relayOnly)
+        if !noNATCache { settings.natCachePath = natCache }
         if let stun { settings.stun = try address(stun, "--stun") }
         if !turn.isEmpty {
             guard let turnUser, let turnPasswordFile else { throw ClientCLI.failure("--turn needs --turn-user and --turn-password-file") }
@@ -249,7 +253,7 @@ struct ClientCall: AsyncParsableCommand {
                 case .pinned: break
                 }
             }
-            let engine = try await CallMediaEngine.bind(host: media.mediaBind, traversal: try media.traversal())
+            let engine = try await CallMediaEngine.bind(host: media.mediaBind, traversal: try media.traversal(natCache: options.natCachePath))
             let call = SignalID.random()
             let password = ICECredentials.random().password
             let ice = await engine.localICE(password: password, controlling: true)
@@ -384,7 +388,7 @@ struct ClientAnswer: AsyncParsableCommand {
         let timeout = timeout
         try await ClientCLI.run(client) {
             print("waiting for a call…")
-            let engine = try await CallMediaEngine.bind(host: media.mediaBind, traversal: try media.traversal())
+            let engine = try await CallMediaEngine.bind(host: media.mediaBind, traversal: try media.traversal(natCache: options.natCachePath))
             let state = CalleeState()
             let outcome = try await withThrowingTaskGroup(of: String.self) { group in
                 group.addTask {

@@ -60,6 +60,9 @@ struct ClientOptions: ParsableArguments {
     /// The pinned contact keys: `contacts` in the key file's directory.
     var contactsPath: String { (key as NSString).deletingLastPathComponent + "/contacts" }
 
+    /// The NAT behaviour cache beside the key (docs/PROTOCOL.md §6.1).
+    var natCachePath: String { (key as NSString).deletingLastPathComponent + "/nat-cache" }
+
     /// Reads the key, connects and logs in. Errors are printed; the thrown value is the exit code.
     /// The device identity from the key file.
     func identity() throws -> DeviceIdentity {

@@ -82,3 +82,21 @@ final class ICEGathererTests: XCTestCase {
         XCTAssertEqual(silent.last, .finished(mapping: "unknown (no answer)"))
     }
 }
+
+extension ICEGathererTests {
+    /// A cached behaviour skips the RFC 5780 probes: one Binding, then predictions from the cached step.
+    func testCachedBehaviourNeedsOneBinding() throws {
+        var configuration = ICEGatherer.Configuration()
+        configuration.cached = ["198.51.100.7": "symmetric, sequential step 1", "198.51.100.8": "endpoint-independent"]
+        var gatherer = ICEGatherer(server: primary, configuration: configuration)
+        let first = gatherer.start(now: 0)
+        guard case .send(let request, let to) = first.first else { return XCTFail("no request") }
+        let mapped = try SocketAddress(ipAddress: "198.51.100.7", port: 20010)
+        let actions = gatherer.receive(answer(request, mapped: mapped), from: to, now: 10_000)
+        XCTAssertFalse(actions.contains { if case .send = $0 { true } else { false } }, "no further probes")
+        let predicted = actions.compactMap { if case .candidate(let c) = $0, c.type == .predicted { c.address.port } else { nil } }
+        XCTAssertEqual(predicted, Array(20011...20018))
+        XCTAssertEqual(actions.last, .finished(mapping: "symmetric, sequential step 1 (cached)"))
+        XCTAssertTrue(gatherer.finished)
+    }
+}

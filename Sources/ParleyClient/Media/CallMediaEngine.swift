@@ -81,6 +81,8 @@ public final class CallMediaEngine: @unchecked Sendable {
     var closed = false
     var inTick = false
     var traversal: MediaTraversal
+    /// This network's key in the NAT behaviour cache.
+    var natCacheKey = ""
     /// TCP connections to TURN servers (the fallback), by index, and what waits for them to connect.
     var streams: [Int: any Channel] = [:]
     var streamPending: [Int: [[UInt8]]] = [:]
@@ -158,12 +160,16 @@ public final class CallMediaEngine: @unchecked Sendable {
             }
         }
         guard !addresses.isEmpty else { throw ClientError.violation("media socket has no address") }
+        var traversal = traversal
+        let cacheKey = addresses.compactMap(\.ipAddress).sorted().joined(separator: ",") + "@" + (traversal.stun?.description ?? "-")
+        if let path = traversal.natCachePath { traversal.cachedMappings = NATCache.read(path, prefix: cacheKey) }
         let engine = CallMediaEngine(
             channel: channel, channel6: channel6,
             candidates: addresses.compactMap { address in
                 Self.bytes(address).flatMap { MediaCandidate(address: $0, port: UInt16(address.port ?? 0)) }
             },
             traversal: traversal)
+        engine.natCacheKey = cacheKey
         box.withLockedValue { $0 = engine }
         try await engine.loop.submit {
             engine.emit(engine.traversal.start(now: engine.now))
@@ -484,6 +490,8 @@ public final class CallMediaEngine: @unchecked Sendable {
                 announceLateCandidates()
             case .note(let line):
                 continuation.yield(.note(line))
+            case .behaviour(let mapping, let ip):
+                if let path = traversal.settings.natCachePath { NATCache.write(path, key: natCacheKey + "@" + ip, mapping: mapping) }
             }
         }
     }
@@ -550,5 +558,31 @@ final class MediaDatagramHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         context.flush()
+    }
+}
+
+/// The NAT behaviour cache (PROTOCOL §6.1): `hosts@stun server@public IP<TAB>unix seconds<TAB>mapping` per line,
+/// mode 0600; entries older than a day are ignored (networks change), at most 64 kept.
+enum NATCache {
+    static let maxAge: Double = 86_400
+
+    /// Every fresh entry whose key is `prefix@<public IP>`, by public IP.
+    static func read(_ path: String, prefix: String, now: Double = Date().timeIntervalSince1970) -> [String: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [:] }
+        var found: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: "\t", maxSplits: 2).map(String.init)
+            guard parts.count == 3, parts[0].hasPrefix(prefix + "@"), let at = Double(parts[1]), now - at < maxAge else { continue }
+            found[String(parts[0].dropFirst(prefix.count + 1))] = parts[2]
+        }
+        return found
+    }
+
+    static func write(_ path: String, key: String, mapping: String, now: Double = Date().timeIntervalSince1970) {
+        let old = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        var lines = old.split(separator: "\n").map(String.init).filter { !$0.hasPrefix(key + "\t") }
+        lines.append("\(key)\t\(Int(now))\t\(mapping)")
+        let text = lines.suffix(64).joined(separator: "\n") + "\n"
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
     }
 }

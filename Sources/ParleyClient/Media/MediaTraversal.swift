@@ -18,6 +18,11 @@ public struct TraversalSettings: Sendable {
     public var streamFallbackDelay: UInt64 = 600_000
     /// How to check TURN servers' TLS certificates (nil: the system's roots).
     public var turnTLS: ClientTLS?
+    /// Where to keep what RFC 5780 behaviour discovery found, per network (the host addresses) and STUN
+    /// server, for a day: later calls skip the probes (PROTOCOL §6.1). Nil: discover every time.
+    public var natCachePath: String?
+    /// The cached behaviours for this network by public IP, filled in by the engine from ``natCachePath``.
+    var cachedMappings: [String: String] = [:]
 
     public struct TURNServer: Sendable, Hashable {
         public var address: SocketAddress
@@ -63,6 +68,8 @@ struct MediaTraversal {
         case gathered(ICECandidate)
         /// A line for the verbose log.
         case note(String)
+        /// Behaviour discovery found this mapping behaviour behind this public IP (for the cache).
+        case behaviour(String, publicIP: String)
     }
 
     let settings: TraversalSettings
@@ -120,7 +127,9 @@ struct MediaTraversal {
         gatherDeadline = now + settings.gatherTimeout
         var out: [Output] = advertised.map { .gathered($0) }
         if let stun = settings.stun, !settings.relayOnly {
-            var g = ICEGatherer(server: stun)
+            var configuration = ICEGatherer.Configuration()
+            configuration.cached = settings.cachedMappings
+            var g = ICEGatherer(server: stun, configuration: configuration)
             out += translate(g.start(now: now))
             gatherer = g
         }
@@ -150,6 +159,9 @@ struct MediaTraversal {
                 sequentialNAT = mapping.hasPrefix("symmetric, sequential")
                 for key in agents.keys { agents[key]!.sequentialNAT = sequentialNAT }
                 out.append(.note("STUN: mapping \(mapping)"))
+                if !mapping.hasSuffix("(cached)"), !mapping.hasPrefix("unknown"), let ip = gatherer?.mappedIP {
+                    out.append(.behaviour(mapping, publicIP: ip))
+                }
             }
         }
         return out

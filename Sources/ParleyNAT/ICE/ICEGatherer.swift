@@ -13,6 +13,11 @@ public struct ICEGatherer: Sendable {
     public struct Configuration: Sendable, Hashable {
         /// Predicted candidates to offer for a sequential symmetric NAT.
         public var predictions = 8
+        /// What earlier gatherings found, by the public IP address the NAT mapped to (`.finished`'s mapping
+        /// text): when the first Binding shows a public address with a cached behaviour, the RFC 5780 probes
+        /// are skipped and, for a cached sequential step, the predictions follow from that one mapping
+        /// (behaviour discovery done once, PROTOCOL §6.1).
+        public var cached: [String: String] = [:]
         /// First retransmission timeout (µs), doubling; sends per request.
         public var rto: UInt64 = 100_000
         public var maxSends = 5
@@ -92,6 +97,9 @@ public struct ICEGatherer: Sendable {
         var actions: [Action] = []
         if mapped.count == 1 {
             actions.append(.candidate(ICECandidate(type: .serverReflexive, address: reflexive, base: base)))
+            if let ip = reflexive.ipAddress, let cached = configuration.cached[ip] {
+                return actions + finish(cached: cached)
+            }
             // RFC 5780: the other port, then the other address and port, if the server has them.
             if let other = message.address(of: .otherAddress, xor: false),
                 let serverAddress = STUNAddress(server)
@@ -101,6 +109,30 @@ public struct ICEGatherer: Sendable {
             }
         }
         return actions + request(now: now)
+    }
+
+    /// Ends with a cached behaviour: predictions from the one mapping just learned and the cached step.
+    mutating func finish(cached: String) -> [Action] {
+        finished = true
+        transaction = nil
+        var actions: [Action] = []
+        let prefix = "symmetric, sequential step "
+        if cached.hasPrefix(prefix), let step = Int(cached.dropFirst(prefix.count)), let last = mapped.last, let port = last.port {
+            actions += predictions(from: last, port: port, step: step)
+        }
+        return actions + [.finished(mapping: cached + " (cached)")]
+    }
+
+    func predictions(from last: SocketAddress, port: Int, step: Int) -> [Action] {
+        (1...max(1, configuration.predictions)).compactMap { k in
+            let predicted = port + k * step
+            guard (1...65535).contains(predicted), let address = try? SocketAddress(ipAddress: last.ipAddress ?? "", port: predicted)
+            else { return nil }
+            return .candidate(
+                ICECandidate(
+                    type: .predicted, address: address,
+                    priority: ICECandidate.priority(type: .predicted, localPreference: UInt32(65_535 - k)), base: base))
+        }
     }
 
     mutating func finish() -> [Action] {
@@ -119,20 +151,13 @@ public struct ICEGatherer: Sendable {
         {
             let step = ports[1] - ports[0]
             mapping = "symmetric, sequential step \(step)"
-            for k in 1...max(1, configuration.predictions) {
-                let port = ports[2] + k * step
-                guard (1...65535).contains(port), let last = mapped.last,
-                    let predicted = try? SocketAddress(ipAddress: last.ipAddress ?? "", port: port)
-                else { continue }
-                actions.append(
-                    .candidate(
-                        ICECandidate(
-                            type: .predicted, address: predicted,
-                            priority: ICECandidate.priority(type: .predicted, localPreference: UInt32(65_535 - k)), base: base)))
-            }
+            if let last = mapped.last { actions += predictions(from: last, port: ports[2], step: step) }
         } else {
             mapping = "address- or port-dependent, unpredictable"
         }
         return actions + [.finished(mapping: mapping)]
     }
+
+    /// The public IP address the first Binding showed (the key of the behaviour cache).
+    public var mappedIP: String? { mapped.first?.ipAddress }
 }
