@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "ParleyMedia", targets: ["ParleyMedia"]),
         .executable(name: "FuzzSignal", targets: ["FuzzSignal"]),
         .executable(name: "FuzzTURN", targets: ["FuzzTURN"]),
+        .executable(name: "FuzzMedia", targets: ["FuzzMedia"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -185,6 +186,16 @@ let package = Package(
             dependencies: ["ParleyWire", "ParleyRelay", "FuzzReplay"],
             swiftSettings: strict
         ),
+        // libFuzzer target for the call media parsers and state machines (same conventions as FuzzSTUN).
+        .executableTarget(
+            name: "FuzzMedia",
+            dependencies: [
+                "ParleyClient", "ParleyCrypto", "ParleyMedia", "ParleyNAT", "ParleyWire", "FuzzReplay",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // Media benchmark: per-packet seal+open against raw swift-crypto, full-duplex calls per core.
         .executableTarget(
             name: "MediaBench",
@@ -192,7 +203,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "SignalBench", dependencies: ["ParleyWire", "ParleyCrypto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], swiftSettings: strict),
-        .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], exclude: ["SignalCorpus", "TURNCorpus"], resources: [.copy("Corpus")]),
+        .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], exclude: ["SignalCorpus", "TURNCorpus", "MediaCorpus"], resources: [.copy("Corpus")]),
         .testTarget(name: "ParleyStoreTests", dependencies: ["ParleyStore", "ParleyCrypto"]),
         .testTarget(
             name: "ParleyClientTests",

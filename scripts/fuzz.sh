@@ -2,7 +2,7 @@
 # Fuzzes a decoder with libFuzzer.
 #
 #   scripts/fuzz.sh [SECONDS]                  FuzzSTUN, default 60 s (as before)
-#   scripts/fuzz.sh PRODUCT [SECONDS]          PRODUCT is FuzzSTUN, FuzzSignal or FuzzTURN
+#   scripts/fuzz.sh PRODUCT [SECONDS]          PRODUCT is FuzzSTUN, FuzzSignal, FuzzTURN or FuzzMedia
 #   scripts/fuzz.sh PRODUCT replay             replays PRODUCT's seed directory (normal build, no libFuzzer)
 #
 # FuzzSTUN: the STUN decoder and server core (Sources/FuzzSTUN). Seeds: Tests/ParleyWireTests/Corpus (valid
@@ -14,6 +14,9 @@
 # FuzzTURN: the TURN relay core and the ChannelData codec (Sources/FuzzTURN). Seeds: Tests/ParleyWireTests/TURNCorpus
 # (TURN requests signed with the target's fixed test key and nonce, ChannelData, truncated forms, kept crash
 # inputs; `swift run FuzzTURN --write-seeds DIR` rewrites the generated ones), replayed by scripts/test.sh.
+#
+# FuzzMedia: the call media parsers and state machines (Sources/FuzzMedia). Seeds: Tests/ParleyWireTests/MediaCorpus
+# (`swift run FuzzMedia --write-seeds DIR`), replayed by scripts/test.sh.
 #
 # Seeds are read only. New coverage-increasing inputs go to fuzz-artifacts/corpus[-signal|-turn], crash inputs to
 # fuzz-artifacts/. Both are scratch: keep a crash by copying it to the seed directory as crash-<name>, where
@@ -36,7 +39,8 @@ case "$product" in
     FuzzSignal) seeds=Tests/ParleyWireTests/SignalCorpus; corpus="$artifacts/corpus-signal"; dict="$artifacts/signal.dict"
         max_len=4096 ;;
     FuzzTURN) seeds=Tests/ParleyWireTests/TURNCorpus; corpus="$artifacts/corpus-turn"; dict="$artifacts/turn.dict"; max_len=2048 ;;
-    *) echo "usage: $0 [FuzzSTUN|FuzzSignal|FuzzTURN] [SECONDS|replay]" >&2; exit 2 ;;
+    FuzzMedia) seeds=Tests/ParleyWireTests/MediaCorpus; corpus="$artifacts/corpus-media"; dict="$artifacts/media.dict"; max_len=2048 ;;
+    *) echo "usage: $0 [FuzzSTUN|FuzzSignal|FuzzTURN|FuzzMedia] [SECONDS|replay]" >&2; exit 2 ;;
 esac
 
 if [[ "$seconds" == replay ]]; then
@@ -44,7 +48,7 @@ if [[ "$seconds" == replay ]]; then
     exit 0
 fi
 case "$seconds" in
-    ''|*[!0-9]*) echo "usage: $0 [FuzzSTUN|FuzzSignal|FuzzTURN] [SECONDS|replay]" >&2; exit 2 ;;
+    ''|*[!0-9]*) echo "usage: $0 [FuzzSTUN|FuzzSignal|FuzzTURN|FuzzMedia] [SECONDS|replay]" >&2; exit 2 ;;
 esac
 
 swift build -c release --sanitize=fuzzer -Xswiftc -DFUZZING --product "$product" --scratch-path "$scratch"
@@ -94,6 +98,14 @@ case "$product" in
             echo 'sep="|"'; echo 'eq="="'; echo 'comma=","'; echo 'lf="\x0a"'; echo 'crlf="\x0d\x0a"'
             echo 'uuid="7c9e6679-7425-40de-944b-e07fc1f90ae7"'
             echo 'ts="1795435200123"'; echo 'int18="999999999999999999"'; echo 'sig86="'"$(printf 'A%.0s' {1..86})"'"'
+        } > "$dict"
+        ;;
+    FuzzMedia)
+        # Media tokens (PROTOCOL.md §5–6): header first bytes, handshake datagram bytes, a call id, field types.
+        {
+            for b in 91 92 93 99 B1 B2 01 10 11 12; do echo "b_$b=\"\\x$b\""; done
+            echo 'uuid="0f4b6c1e-8d2a-4c3b-9e5f-1a2b3c4d5e6f"'
+            echo 'cookie="\x21\x12\xA4\x42"'; echo 'riff="RIFF"'; echo 'wave="WAVE"'; echo 'fmt="fmt "'; echo 'data="data"'
         } > "$dict"
         ;;
 esac

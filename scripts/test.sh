@@ -80,6 +80,15 @@ if [[ -x "$bin/FuzzTURN" ]] && ((${#turn_corpus[@]})); then
     fi
 fi
 
+media_corpus=(Tests/ParleyWireTests/MediaCorpus/*)
+if [[ -x "$bin/FuzzMedia" ]] && ((${#media_corpus[@]})); then
+    if "$bin/FuzzMedia" "${media_corpus[@]}" >"$logdir/fuzz-media-replay.log" 2>&1; then
+        count "media fuzz corpus replay (${#media_corpus[@]} inputs)" 1 0
+    else
+        count "media fuzz corpus replay" 0 1
+    fi
+fi
+
 # 3 and 4: suites that print their own "N passed, M failed".
 run_suite() {  # run_suite NAME SCRIPT
     local name=$1 script=$2 line

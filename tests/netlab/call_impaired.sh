@@ -226,6 +226,17 @@ for loss in $LOSSES; do
   impair "$DELAY_MS" "$JITTER_MS" "$loss" || fail impair "topo.sh impair loss=$loss% failed" impair.log
   "$TOPO" exec a ping -n -c 20 -i 0.1 -q "$B_IP" >"$RESULTS/ping-loss-$loss.txt" 2>&1
   RECORD=1 run_call "$RESULTS/loss-$loss" "$CALL_SECONDS" --stats
+  # The impairment daemon is a userspace program on a shared machine: when it stalled (held packets more
+  # than 100 ms beyond their delay), the call measured the host, not the network it was meant to emulate.
+  # Such a call is kept aside (loss-N-disturbed) and run once more with a fresh daemon.
+  worst=$(grep -o 'late_max_ms=[0-9.]*' "$RESULTS/loss-$loss/status.txt" 2>/dev/null | cut -d= -f2 | sort -n | tail -1)
+  if awk -v w="${worst:-0}" 'BEGIN { exit !(w > 100) }'; then
+    echo "# loss $loss%: the impairment daemon stalled (a packet ${worst} ms late); running this level again"
+    rm -rf "$RESULTS/loss-$loss-disturbed"
+    mv "$RESULTS/loss-$loss" "$RESULTS/loss-$loss-disturbed"
+    impair "$DELAY_MS" "$JITTER_MS" "$loss" || fail impair "topo.sh impair loss=$loss% failed" impair.log
+    RECORD=1 run_call "$RESULTS/loss-$loss" "$CALL_SECONDS" --stats
+  fi
   printf 'loss\tloss-%s%%\t%s\t%s\n' "$loss" "$loss" "$RESULTS/loss-$loss" >>"$RESULTS/cases.tsv"
   echo "# loss $loss% call done: $(grep -h '^summary:' "$RESULTS/loss-$loss/alice.out" "$RESULTS/loss-$loss/bob.out" 2>/dev/null | sed 's/summary: //' | paste -sd '|' | sed 's/|/ || /') [$(secs "$t") s]"
 done

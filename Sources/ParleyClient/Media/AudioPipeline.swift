@@ -40,7 +40,10 @@ final class AudioPipeline {
     var jitter: JitterBuffer
     var arrivals = ArrivalStats()
     var rtt = RTTEstimator()
-    var rate = RateController()
+    /// Loss tunes FEC; only congestion (the bandwidth estimate) lowers the bitrate. Stepping the bitrate down
+    /// for random loss starves Opus's in-band FEC (LBRR needs bits), which conceals more, not less: the
+    /// high-loss bitrate is therefore the preferred one.
+    var rate = RateController(configuration: .init(preferredBitrate: 32_000, highLossBitrate: 32_000))
     var source: AudioSource
     var sourcePosition = 0
     var tone: ToneGenerator?
