@@ -25,10 +25,15 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
+/// Fixed inputs of the harness: a failure is a bug in the harness itself.
+func fixed<T>(_ body: () throws -> T) -> T {
+    do { return try body() } catch { preconditionFailure("fixed fuzz input refused: \(error)") }
+}
+
 enum MediaFuzz {
     static let traffic = MediaTrafficSecret(suite: .chaCha20Poly1305, secret: SymmetricKey(data: [UInt8](repeating: 0x42, count: 32)))
     static let call = SignalID("0f4b6c1e-8d2a-4c3b-9e5f-1a2b3c4d5e6f")!
-    static let source = try! SocketAddress(ipAddress: "198.51.100.9", port: 4000)
+    static let source = fixed { try SocketAddress(ipAddress: "198.51.100.9", port: 4000) }
 
     static func parsers(_ bytes: [UInt8]) {
         if let header = MediaHeader(parsing: bytes) {
@@ -72,7 +77,7 @@ enum MediaFuzz {
         let bob = fixedIdentity(2)
         let handshake = CallerHandshake(
             callID: call.text, suites: [.chaCha20Poly1305],
-            ephemeral: try! Curve25519.KeyAgreement.PrivateKey(rawRepresentation: [UInt8](repeating: 3, count: 32)))
+            ephemeral: fixed { try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: [UInt8](repeating: 3, count: 32)) })
         var caller = CallMediaCore(
             caller: handshake, call: call, callee: SignalName("bob")!, myIdentityKey: Array(alice.publicBundle.signingKey),
             devices: [SignalName("phone")!: (bob.publicBundle, true)])
@@ -93,7 +98,7 @@ enum MediaFuzz {
     static func traversal(_ bytes: [UInt8]) {
         let credentials = ICECredentials(ufrag: "fuzz", password: "fuzzfuzzfuzzfuzzfuzzfuzz")
         var agent = ICEAgent(role: .controlled, local: credentials, remote: credentials, tieBreaker: 7)
-        agent.addLocal(ICECandidate(type: .host, address: try! SocketAddress(ipAddress: "10.0.0.1", port: 5000), base: 0))
+        agent.addLocal(ICECandidate(type: .host, address: fixed { try SocketAddress(ipAddress: "10.0.0.1", port: 5000) }, base: 0))
         _ = agent.receive(bytes, base: 0, from: source, now: 1)
         _ = agent.tick(now: 2)
         var gatherer = ICEGatherer(server: source)
@@ -110,9 +115,11 @@ enum MediaFuzz {
     }
 
     static func fixedIdentity(_ seed: UInt8) -> DeviceIdentity {
-        try! DeviceIdentity(
-            signingKey: Curve25519.Signing.PrivateKey(rawRepresentation: [UInt8](repeating: seed, count: 32)),
-            agreementKey: Curve25519.KeyAgreement.PrivateKey(rawRepresentation: [UInt8](repeating: seed &+ 100, count: 32)))
+        fixed {
+            try DeviceIdentity(
+                signingKey: Curve25519.Signing.PrivateKey(rawRepresentation: [UInt8](repeating: seed, count: 32)),
+                agreementKey: Curve25519.KeyAgreement.PrivateKey(rawRepresentation: [UInt8](repeating: seed &+ 100, count: 32)))
+        }
     }
 }
 

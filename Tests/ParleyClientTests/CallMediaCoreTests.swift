@@ -206,4 +206,28 @@ final class CallMediaCoreTests: XCTestCase {
         let seen = pump(&pair, fromCaller: bye, fromCallee: [])
         XCTAssertTrue(seen.callee.contains { if case .peerHungUp = $0 { true } else { false } })
     }
+
+    /// Heavy loss: the callee got the reveal through signaling and ICE has not picked a path; the caller's
+    /// first authenticated audio is the path, and the callee's media starts on it.
+    func testCalleeStartsOnTheCallersFirstPacketWhenKeysCameThroughSignaling() throws {
+        var pair = try makePair(pinnedBefore: false)
+        pair.callee.callerCandidates = []  // no path known on the callee's side
+        _ = pair.callee.tick(now: 0)
+        // The caller learns of the accept from the server, completes, and reveals through signaling.
+        pair.caller.devices[phone]?.answer = pair.callee.calleeHandshake?.answer
+        let actions = pair.caller.answered(by: phone, answer: try XCTUnwrap(pair.callee.calleeHandshake?.answer), now: 1)
+        guard let reveal = actions.compactMap({ if case .revealThroughSignaling(let r) = $0 { r } else { nil } }).first else {
+            return XCTFail("no reveal for signaling")
+        }
+        _ = pair.callee.accept(now: 2)
+        _ = pair.callee.revealedThroughSignaling(reveal, now: 3)
+        XCTAssertFalse(pair.callee.mediaActive, "no path yet")
+        pair.caller.devices[phone]?.address = bobAddress
+        _ = pair.caller.pathSelected(bobAddress, previous: nil, now: 4)
+        let audio = pair.caller.sendAudio(frame: 0, opus: [1, 2], now: 5)
+        guard case .send(let packet, _) = try XCTUnwrap(audio.first) else { return XCTFail("caller sent nothing") }
+        let atCallee = pair.callee.receive(packet, from: aliceAddress, now: 6)
+        XCTAssertTrue(atCallee.contains { if case .mediaStarted(phone, aliceAddress) = $0 { true } else { false } })
+        XCTAssertTrue(pair.callee.mediaActive)
+    }
 }

@@ -393,7 +393,9 @@ public struct CallMediaCore: Sendable {
                 peer = source
                 moved.append(.peerMoved(source))
             }
-            return moved + deliver(opened)
+            // Keys through signaling and no checked path yet (heavy loss): the caller's first authenticated
+            // packet is the path, and media starts on it.
+            return moved + startCalleeIfReady() + deliver(opened)
         } catch {
             calleeOpener = opener
             return drop("media-\(error)")
