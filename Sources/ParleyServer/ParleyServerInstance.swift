@@ -148,7 +148,10 @@ public final class ParleyServerInstance: Sendable {
             calls: CallBookConfiguration(ringTimeout: UInt64(c.signalRingTimeout) * 1000,
                                          disconnectGrace: UInt64(c.signalDisconnectGrace) * 1000),
             messageTTL: .seconds(c.signalMessageTTL))
-        let hub = SignalHub(loop: loops.next(), store: store, accounts: accounts, configuration: hubConfiguration, logger: logger)
+        // One loop holds the hub and the plain TCP connections; the others check login signatures.
+        let hubLoop = loops.next()
+        let hub = SignalHub(loop: hubLoop, store: store, accounts: accounts, configuration: hubConfiguration, logger: logger,
+                            verifiers: Array(loops.makeIterator()))
         let tls = try tlsContext(certificate: c.signalTLSCertificate, privateKey: c.signalTLSPrivateKey)
         let service = SignalService(hub: hub, addresses: c.signalListen, port: c.signalPort, tlsPort: c.signalTLSPort, tls: tls,
                                     maxLine: c.signalMaxLine, group: loops, logger: logger)

@@ -128,6 +128,8 @@ struct SessionSwitchboard {
                 let line = SignalCodec.format(frame)
                 XCTAssertEqual(try SignalCodec.parseServer(line[...]), frame, line)
                 sent[id, default: []].append(frame)
+            case .verify(let check):
+                perform(sessions[id]!.loginVerified(check.verify(), now: now), on: id)
             case .authenticated(let user, let device):
                 perform(sessions[id]!.admit(lastCSeq: ledger["\(user)/\(device)"] ?? 0, now: now), on: id)
             case .online(let user, let device):

@@ -46,7 +46,10 @@ final class SessionLoginTests: SessionTestCase {
             return XCTFail("no hello")
         }
         let login = accounts.loginLine("bob", "laptop", challenge: challenge, ts: 1000)
-        XCTAssertEqual(session.receive(login, now: 1001), [.authenticated(user: n("bob"), device: n("laptop"))])
+        let check = try XCTUnwrap(Self.check(session.receive(login, now: 1001)))
+        XCTAssertTrue(check.verify())
+        XCTAssertNil(session.identity, "not online before welcome")
+        XCTAssertEqual(session.loginVerified(true, now: 1001), [.authenticated(user: n("bob"), device: n("laptop"))])
         XCTAssertNil(session.identity, "not online before welcome")
         XCTAssertEqual(session.receive("", now: 1002), [])
         XCTAssertEqual(
@@ -61,6 +64,7 @@ final class SessionLoginTests: SessionTestCase {
             return XCTFail()
         }
         _ = gone.receive(accounts.loginLine("bob", "laptop", challenge: c2, ts: 1000), now: 1000)
+        _ = gone.loginVerified(true, now: 1000)
         XCTAssertEqual(gone.transportClosed(now: 1001), [])
         XCTAssertEqual(gone.admit(lastCSeq: 7, now: 1002), [])
     }
@@ -80,6 +84,7 @@ final class SessionLoginTests: SessionTestCase {
             }
             let login = accounts.loginLine("alice", "phone", challenge: challenge, ts: 1000)
             _ = session.receive(login, now: 1000)
+            _ = session.loginVerified(true, now: 1000)
             XCTAssertEqual(session.deadline, 61_000)
             let actions = session.receive(line == "login" ? login : line, now: 1001)
             XCTAssertEqual(actions.count, 2)
@@ -91,8 +96,88 @@ final class SessionLoginTests: SessionTestCase {
             return XCTFail()
         }
         _ = slow.receive(accounts.loginLine("alice", "phone", challenge: challenge, ts: 0), now: 0)
+        _ = slow.loginVerified(true, now: 0)
         XCTAssertEqual(slow.deadlineReached(now: 59_999), [])
         guard case .send(.error(.timeout, _)) = slow.deadlineReached(now: 60_000).first else { return XCTFail() }
+    }
+
+    /// The one `verify` action of a login, if that is what the actions are.
+    static func check(_ actions: [SessionAction]) -> LoginVerification? {
+        guard actions.count == 1, case .verify(let check) = actions[0] else { return nil }
+        return check
+    }
+
+    /// While the signature check runs (on another thread, in the hub): the login deadline no longer
+    /// applies, only the read deadline; keepalives count; a second login is a replay and commands are too
+    /// early; a session that closed meanwhile ignores the late result; the timestamp is judged against the
+    /// time the login arrived, however long the check took.
+    func testSignatureCheckIsHandedOutAndAnsweredLater() throws {
+        let accounts = SessionAccounts()
+        var random = SessionRandom(state: 11)
+        func verifying(at now: UInt64, ts: UInt64? = nil, user: String = "alice", device: String = "phone")
+            -> (SessionMachine, LoginVerification)?
+        {
+            var session = SessionMachine(directory: accounts.directory)
+            guard case .send(.hello(_, let challenge, _)) = session.connect(now: now - 9_000, random: &random).first
+            else { return nil }
+            let line = accounts.loginLine(user, device, challenge: challenge, ts: ts ?? now)
+            guard let check = Self.check(session.receive(line, now: now)) else { return nil }
+            return (session, check)
+        }
+        // The login deadline (10 s after connect) passes during the check: only the read deadline counts.
+        var (session, check) = try XCTUnwrap(verifying(at: 100_000))
+        XCTAssertEqual(session.deadline, 160_000)
+        XCTAssertEqual(session.deadlineReached(now: 101_500), [])
+        XCTAssertEqual(session.receive("", now: 120_000), [])
+        XCTAssertEqual(session.deadline, 180_000, "a keepalive moves the read deadline")
+        XCTAssertTrue(check.verify())
+        XCTAssertNotNil(check.device)
+        XCTAssertEqual(session.loginVerified(true, now: 125_000), [.authenticated(user: n("alice"), device: n("phone"))])
+
+        // Timed out while checking.
+        (session, _) = try XCTUnwrap(verifying(at: 100_000))
+        guard case .send(.error(.timeout, _))? = session.deadlineReached(now: 160_000).first else { return XCTFail() }
+        XCTAssertEqual(session.loginVerified(true, now: 160_001), [], "the late result has nowhere to go")
+
+        // Hung up, or superseded, while checking.
+        (session, _) = try XCTUnwrap(verifying(at: 100_000))
+        XCTAssertEqual(session.transportClosed(now: 100_001), [])
+        XCTAssertEqual(session.loginVerified(true, now: 100_002), [])
+        (session, _) = try XCTUnwrap(verifying(at: 100_000))
+        XCTAssertEqual(session.supersede(now: 100_001), [.close])
+        XCTAssertEqual(session.loginVerified(true, now: 100_002), [])
+
+        // Frames during the check.
+        for (line, code) in [("login|x", ServerFrame.ErrorCode.protocolError), ("got|1", .notLoggedIn),
+                             (commandLine("keys", 1, 100_000, "bob"), .notLoggedIn)] {
+            (session, check) = try XCTUnwrap(verifying(at: 100_000))
+            let actions = session.receive(line, now: 100_001)
+            XCTAssertEqual(errorCode(actions.first.flatMap { if case .send(let f) = $0 { f } else { nil } }), code, line)
+            XCTAssertEqual(actions.last, .close)
+            XCTAssertEqual(session.loginVerified(true, now: 100_002), [])
+        }
+        (session, check) = try XCTUnwrap(verifying(at: 100_000))
+        let again = accounts.loginLine("alice", "phone", challenge: SignalBlob(bytes: Array(repeating: 1, count: 32)), ts: 100_000)
+        guard case .send(.error(.replay, _))? = session.receive(again, now: 100_001).first else { return XCTFail() }
+
+        // Freshness is judged at arrival: 29 s old when it arrived, 40 s old when the check returned.
+        (session, check) = try XCTUnwrap(verifying(at: 100_000, ts: 71_000))
+        XCTAssertEqual(session.loginVerified(check.verify(), now: 111_000), [.authenticated(user: n("alice"), device: n("phone"))])
+        (session, check) = try XCTUnwrap(verifying(at: 100_000, ts: 69_999))
+        guard case .send(.error(.stale, _))? = session.loginVerified(check.verify(), now: 100_000).first else { return XCTFail() }
+
+        // An unknown device is checked too (against a decoy key), and fails.
+        (session, check) = try XCTUnwrap(verifying(at: 100_000, user: "alice", device: "tablet"))
+        XCTAssertNil(check.device)
+        XCTAssertFalse(check.verify())
+        guard case .send(.error(.badLogin, _))? = session.loginVerified(false, now: 100_001).first else { return XCTFail() }
+        // A bad signature from a known device fails the check.
+        var board = SessionSwitchboard()
+        let id = board.connect()
+        let forged = board.accounts.loginLine("alice", "phone", challenge: board.challenge(id), ts: board.now, signer: "bob/laptop")
+        let bad = try XCTUnwrap(Self.check(board.sessions[id]!.receive(forged, now: board.now)))
+        XCTAssertNotNil(bad.device)
+        XCTAssertFalse(bad.verify())
     }
 
     /// Unknown user, unknown device and a bad signature get the same answer, word for word.

@@ -114,11 +114,14 @@ extension SignalHub {
     @discardableResult
     func deliver(_ event: SignalEvent, to party: CallParty, storeSeq: Int64? = nil) -> Bool {
         let now = clock()
-        var queue = queues[party] ?? DeviceQueue(user: party.user, device: party.device, capacity: configuration.queueCapacity)
-        let sseq = max(queue.lastSSeq + 1, now * 1000)
-        switch queue.enqueue(event, sseq: sseq, now: now) {
+        // Mutated in place in the dictionary: a copy taken out and put back would share the event array
+        // with the dictionary's and copy all of it on every append.
+        let capacity = configuration.queueCapacity
+        let sseq = max((queues[party]?.lastSSeq ?? 0) + 1, now * 1000)
+        let result = queues[party, default: DeviceQueue(user: party.user, device: party.device, capacity: capacity)]
+            .enqueue(event, sseq: sseq, now: now)
+        switch result {
         case .queued(let frame):
-            queues[party] = queue
             if let storeSeq {
                 messageRefs[party, default: [:]][sseq] = storeSeq
             }
@@ -127,16 +130,14 @@ extension SignalHub {
             }
             return true
         case .full, .outOfOrder:
-            queues[party] = queue
             logger.warning("device queue refused an event", metadata: ["user": "\(party.user)", "device": "\(party.device)"])
             return false
         }
     }
 
     func acknowledge(_ party: CallParty, upTo sseq: UInt64) {
-        guard var queue = queues[party] else { return }
-        let removed = queue.acknowledge(upTo: sseq)
-        queues[party] = queue
+        guard queues[party] != nil else { return }
+        let removed = queues[party]!.acknowledge(upTo: sseq)
         let delivered = removed.compactMap { messageRefs[party]?.removeValue(forKey: $0.sseq) }
         if !delivered.isEmpty {
             let store = self.store

@@ -6,8 +6,10 @@ import ParleyWire
 
 /// Wires the sans-I/O machines to connections and the store: one ``SessionMachine`` per connection,
 /// one ``CallBook``, one ``DeviceQueue`` per device, ``Presence``. Every piece of state lives on one
-/// event loop (`loop`); connections call in from any thread and the hub hops. Store calls run off the
-/// loop and hop back with their results.
+/// event loop (`loop`). Connections on that loop (the TCP listener puts its connections there) call in
+/// directly; others (TLS, WebSocket) call from their own threads and the hub hops. Store calls run off
+/// the loop and hop back with their results; login signatures are checked on the `verifiers` loops and
+/// hop back likewise, so the loop is left with the bookkeeping.
 ///
 /// Event sequence numbers are per device and never go backwards, across restarts too: a new one is
 /// `max(last + 1, now_ms × 1000)`, so after a restart every sseq is above anything issued before
@@ -21,6 +23,9 @@ public final class SignalHub: @unchecked Sendable {
     let logger: Logger
     let configuration: SignalHubConfiguration
     let clock: @Sendable () -> UInt64
+    /// Loops that check login signatures (never `loop`); empty: checked on `loop`.
+    let verifiers: [any EventLoop]
+    var nextVerifier = 0
 
     // Loop-confined state.
     var directory: AccountTableDirectory
@@ -41,16 +46,22 @@ public final class SignalHub: @unchecked Sendable {
     /// be written: call commands' cseqs reach the store at most every ``cseqFlushInterval`` per device
     /// instead of one synchronous commit per command (a `msg` records its own in its transaction).
     var processedCSeq: [CallParty: UInt64] = [:]
-    var cseqFlushScheduled: Set<CallParty> = []
-    /// EXPERIMENT: one flush for all devices per interval; login state loaded at start.
+    /// Devices whose processed cseq changed since the last write; all of them go in one transaction.
     var cseqDirty: Set<CallParty> = []
     var cseqFlushPending = false
+    /// Devices that may have stored mail (loaded at start, added to as mail is committed): a login of any
+    /// other device reads nothing from the store.
     var mayHaveMail: Set<CallParty> = []
+    /// True when the processed cseqs and `mayHaveMail` were loaded at start (the SQLite store), so a
+    /// login needs no store read at all.
     var loginStateLoaded = false
+    /// Devices whose pump stopped at a full queue: an acknowledgement pumps again.
     var pumpBlocked: Set<CallParty> = []
     let cseqFlushInterval: TimeAmount = .milliseconds(200)
 
-    final class ConnectionState {
+    /// Only touched on `loop`; a reference travels through the verifier loops and back solely to tell
+    /// whether the connection that asked is still there.
+    final class ConnectionState: @unchecked Sendable {
         let connection: any SignalConnection
         var session: SessionMachine
         var timer: Scheduled<Void>?
@@ -66,8 +77,10 @@ public final class SignalHub: @unchecked Sendable {
     }
 
     public init(loop: any EventLoop, store: any SignalStore, accounts: AccountTable, configuration: SignalHubConfiguration,
-                logger: Logger, clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }) {
+                logger: Logger, verifiers: [any EventLoop] = [],
+                clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }) {
         self.loop = loop
+        self.verifiers = verifiers.filter { $0 !== loop }
         self.store = store
         self.directory = AccountTableDirectory(table: accounts)
         self.configuration = configuration
@@ -83,9 +96,15 @@ public final class SignalHub: @unchecked Sendable {
 
     // MARK: Entry points (any thread)
 
+    /// Runs `body` on the hub's loop: at once when called there, else as a task.
+    @inline(__always)
+    func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if loop.inEventLoop { body() } else { loop.execute(body) }
+    }
+
     /// A new connection: the session greets it with `hello`.
     public func connected(_ connection: any SignalConnection) {
-        loop.execute {
+        onLoop {
             let id = ObjectIdentifier(connection)
             let state = ConnectionState(connection: connection,
                                         session: SessionMachine(configuration: self.configuration.session, directory: self.directory))
@@ -97,7 +116,7 @@ public final class SignalHub: @unchecked Sendable {
 
     /// One frame from a connection (a line without its terminator, or a WebSocket text message).
     public func received(_ frame: String, from connection: any SignalConnection) {
-        loop.execute {
+        onLoop {
             let id = ObjectIdentifier(connection)
             guard let state = self.connections[id] else { return }
             self.perform(state.session.receive(frame, now: self.clock()), on: id)
@@ -106,7 +125,7 @@ public final class SignalHub: @unchecked Sendable {
 
     /// The transport saw a frame longer than the limit.
     public func tooLong(from connection: any SignalConnection) {
-        loop.execute {
+        onLoop {
             let id = ObjectIdentifier(connection)
             guard let state = self.connections[id] else { return }
             self.perform(state.session.lineTooLong(now: self.clock()), on: id)
@@ -115,7 +134,7 @@ public final class SignalHub: @unchecked Sendable {
 
     /// The transport closed (either side).
     public func closed(_ connection: any SignalConnection) {
-        loop.execute {
+        onLoop {
             let id = ObjectIdentifier(connection)
             guard let state = self.connections[id] else { return }
             self.perform(state.session.transportClosed(now: self.clock()), on: id)
@@ -144,6 +163,8 @@ public final class SignalHub: @unchecked Sendable {
             switch action {
             case .send(let frame):
                 state.connection.send(SignalCodec.format(frame))
+            case .verify(let check):
+                verify(check, for: state, id: id)
             case .authenticated(let user, let device):
                 logger.info("signal login", metadata: ["user": "\(user)", "device": "\(device)", "peer": "\(state.connection.peer)"])
                 if loginStateLoaded {
@@ -155,7 +176,8 @@ public final class SignalHub: @unchecked Sendable {
                 Task {
                     let last = (try? await store.lastProcessedCSeq(user: user.text, device: device.text)) ?? 0
                     self.loop.execute {
-                        guard let state = self.connections[id] else { return }
+                        // The same connection, not a later one that got the same identifier.
+                        guard let current = self.connections[id], current === state else { return }
                         let inMemory = self.processedCSeq[CallParty(user: user, device: device)] ?? 0
                         self.perform(state.session.admit(lastCSeq: max(UInt64(max(0, last)), inMemory), now: self.clock()), on: id)
                     }
@@ -195,8 +217,10 @@ public final class SignalHub: @unchecked Sendable {
             state.timer = nil
             return
         }
-        // EXPERIMENT (lazy timer): a timer armed at or before the deadline stays armed. Read deadlines only
-        // move later, so most frames change nothing here; an early firing is a no-op and re-arms.
+        // A timer armed at or before the deadline stays armed: read deadlines only move later, so most
+        // frames change nothing here (NIO cancels a scheduled task by a linear search of its heap, which
+        // per frame cost more than the call itself at 20,000 connections); an early firing is a no-op
+        // and re-arms.
         if state.timer != nil, state.timerDeadline <= deadline { return }
         state.timer?.cancel()
         state.timerDeadline = deadline
@@ -219,6 +243,24 @@ public final class SignalHub: @unchecked Sendable {
         queues[party] = queue
         for frame in queue.unacknowledged { connections[id]?.connection.send(SignalCodec.format(frame)) }
         if !loginStateLoaded || mayHaveMail.contains(party) { pumpStoredMessages(for: party) }
+    }
+
+    /// Runs a login's signature check on the next verifier loop (or here, without any) and hands the
+    /// result to the session, if the connection is still the one that asked.
+    func verify(_ check: LoginVerification, for state: ConnectionState, id: ObjectIdentifier) {
+        guard !verifiers.isEmpty else {
+            perform(state.session.loginVerified(check.verify(), now: clock()), on: id)
+            return
+        }
+        let verifier = verifiers[nextVerifier % verifiers.count]
+        nextVerifier &+= 1
+        verifier.execute {
+            let valid = check.verify()
+            self.loop.execute {
+                guard let current = self.connections[id], current === state else { return }
+                self.perform(state.session.loginVerified(valid, now: self.clock()), on: id)
+            }
+        }
     }
 
     /// Starts the connection's next waiting command unless one is in flight.

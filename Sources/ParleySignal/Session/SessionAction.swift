@@ -11,6 +11,7 @@ import ParleyWire
 /// for action in session.receive(line, now: now) {
 ///     switch action {
 ///     case .send(let frame): connection.write(SignalCodec.format(frame))
+///     case .verify(let check): perform(session.loginVerified(check.verify(), now: clock.now))
 ///     case .authenticated(let user, let device):
 ///         let last = try await store.lastProcessedCSeq(user: user.text, device: device.text)
 ///         perform(session.admit(lastCSeq: UInt64(last), now: clock.now))
@@ -31,6 +32,9 @@ public enum SessionAction: Sendable, Hashable {
     /// Write this frame: one line on TCP (`SignalCodec.format(_:)` plus LF), one text
     /// message on WebSocket.
     case send(ServerFrame)
+    /// A `login` arrived: run the signature check (``LoginVerification/verify()``, anywhere) and answer
+    /// with ``SessionMachine/loginVerified(_:now:)``.
+    case verify(LoginVerification)
     /// The `login` verified (signature, timestamp). Look up the highest cseq processed for the device
     /// (0 for none) and call ``SessionMachine/admit(lastCSeq:now:)``; the `welcome` carries it.
     case authenticated(user: SignalName, device: SignalName)

@@ -10,7 +10,7 @@ extension SessionMachine {
     public mutating func complete(cseq: UInt64, with answer: CommandAnswer, now: UInt64) -> [SessionAction] {
         switch state {
         case .idle: preconditionFailure("SessionMachine.complete before connect")
-        case .awaitingLogin, .admitting, .closed: return []
+        case .awaitingLogin, .verifying, .admitting, .closed: return []
         case .active(var s):
             guard s.inFlight.remove(cseq) != nil else { return [] }
             s.answers.remember(answer, for: cseq)

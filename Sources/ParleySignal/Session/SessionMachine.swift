@@ -10,10 +10,12 @@ import ParleyWire
 /// every input it (re)arms one timer for ``deadline``. `now` is the server clock in milliseconds since
 /// the epoch; the session never reads a clock.
 ///
-/// States: `idle` → `awaitingLogin(challenge, deadlines)` → `admitting(user, device)` →
-/// `active(user, device)` → `closed`. Any state may go straight to `closed`; nothing leaves it.
-/// `admitting` lasts while the caller looks up the device's last processed cseq (an `await` on the
-/// store) after ``SessionAction/authenticated(user:device:)``; ``admit(lastCSeq:now:)`` ends it.
+/// States: `idle` → `awaitingLogin(challenge, deadlines)` → `verifying(user, device)` →
+/// `admitting(user, device)` → `active(user, device)` → `closed`. Any state may go straight to `closed`;
+/// nothing leaves it. `verifying` lasts while the caller checks the login's signature
+/// (``SessionAction/verify(_:)``, answered by ``loginVerified(_:now:)``); `admitting` while it looks up
+/// the device's last processed cseq after ``SessionAction/authenticated(user:device:)``;
+/// ``admit(lastCSeq:now:)`` ends it.
 ///
 /// What outlives the connection is not here: undelivered events are in the device's ``DeviceQueue``,
 /// and the device's last processed cseq is in the store.
@@ -28,6 +30,8 @@ public struct SessionMachine: Sendable {
         case idle
         /// `hello` sent; only a keepalive or a `login` is acceptable.
         case awaitingLogin(AwaitingLoginState)
+        /// A `login` arrived; its signature is being checked. Still before `welcome`.
+        case verifying(VerifyingState)
         /// The login verified; waiting for ``admit(lastCSeq:now:)``. Still before `welcome`.
         case admitting(AdmittingState)
         /// `welcome` sent; commands and `got`s flow.
@@ -42,6 +46,18 @@ public struct SessionMachine: Sendable {
         var challenge: SignalBlob
         /// `signal.login_timeout` after connect; not moved by keepalives.
         var loginDeadline: UInt64
+        /// `signal.read_timeout` after the last frame.
+        var readDeadline: UInt64
+    }
+
+    /// A login whose signature is being checked.
+    struct VerifyingState: Sendable {
+        var user: SignalName
+        var device: SignalName
+        /// The login's timestamp, judged against ``receivedAt`` once the signature holds.
+        var timestamp: UInt64
+        /// Server time when the login arrived.
+        var receivedAt: UInt64
         /// `signal.read_timeout` after the last frame.
         var readDeadline: UInt64
     }
@@ -84,6 +100,7 @@ public struct SessionMachine: Sendable {
         switch state {
         case .idle, .closed: nil
         case .awaitingLogin(let s): min(s.loginDeadline, s.readDeadline)
+        case .verifying(let s): s.readDeadline
         case .admitting(let s): s.readDeadline
         case .active(let s): s.readDeadline
         }
@@ -92,7 +109,7 @@ public struct SessionMachine: Sendable {
     /// The logged-in user and device; nil before `welcome` and after close.
     public var identity: (user: SignalName, device: SignalName)? {
         switch state {
-        case .idle, .awaitingLogin, .admitting, .closed: nil
+        case .idle, .awaitingLogin, .verifying, .admitting, .closed: nil
         case .active(let s): (s.user, s.device)
         }
     }
@@ -100,7 +117,7 @@ public struct SessionMachine: Sendable {
     /// Why the session ended; nil while it is open.
     public var closeReason: SessionCloseReason? {
         switch state {
-        case .idle, .awaitingLogin, .admitting, .active: nil
+        case .idle, .awaitingLogin, .verifying, .admitting, .active: nil
         case .closed(let reason): reason
         }
     }
@@ -129,7 +146,7 @@ public struct SessionMachine: Sendable {
                     readDeadline: now.adding(configuration.readTimeout)))
             return [.send(.hello(version: 1, challenge: challenge, serverTime: now))]
         // A second connect is a transport bug.
-        case .awaitingLogin, .admitting, .active, .closed:
+        case .awaitingLogin, .verifying, .admitting, .active, .closed:
             preconditionFailure("SessionMachine.connect called twice")
         }
     }
@@ -147,7 +164,7 @@ public struct SessionMachine: Sendable {
         switch state {
         case .idle: preconditionFailure("SessionMachine.receive before connect")
         case .closed: return []
-        case .awaitingLogin, .admitting, .active: break
+        case .awaitingLogin, .verifying, .admitting, .active: break
         }
         let frame: ClientFrame
         do {
@@ -173,6 +190,17 @@ public struct SessionMachine: Sendable {
         // §3.2: anything else before `welcome`.
         case (.awaitingLogin, .got), (.awaitingLogin, .command):
             return refuse(.notLoggedIn, "log in first")
+        // Waiting for the signature check: a keepalive is still activity.
+        case (.verifying(var s), .keepalive):
+            s.readDeadline = now.adding(configuration.readTimeout)
+            state = .verifying(s)
+            return []
+        // The connection's challenge has been used.
+        case (.verifying, .login):
+            return refuse(.replay, "already logged in on this connection")
+        // Still before `welcome`.
+        case (.verifying, .got), (.verifying, .command):
+            return refuse(.notLoggedIn, "wait for welcome")
         // Waiting for the store: a keepalive is still activity.
         case (.admitting(var s), .keepalive):
             s.readDeadline = now.adding(configuration.readTimeout)
@@ -211,7 +239,7 @@ public struct SessionMachine: Sendable {
         switch state {
         case .idle: preconditionFailure("SessionMachine.lineTooLong before connect")
         case .closed: return []
-        case .awaitingLogin, .admitting, .active: return refuse(.tooLong, "line longer than signal.max_line")
+        case .awaitingLogin, .verifying, .admitting, .active: return refuse(.tooLong, "line longer than signal.max_line")
         }
     }
 
@@ -229,7 +257,13 @@ public struct SessionMachine: Sendable {
                 return refuse(.timeout, "nothing received for \(configuration.readTimeout / 1000) s")
             }
             return []
-        // Waiting for the store: only the read timeout applies (the login itself was in time).
+        // Waiting for the signature check or the store: only the read timeout applies (the login itself
+        // was in time).
+        case .verifying(let s):
+            if now >= s.readDeadline {
+                return refuse(.timeout, "nothing received for \(configuration.readTimeout / 1000) s")
+            }
+            return []
         case .admitting(let s):
             if now >= s.readDeadline {
                 return refuse(.timeout, "nothing received for \(configuration.readTimeout / 1000) s")
@@ -250,7 +284,7 @@ public struct SessionMachine: Sendable {
         switch state {
         case .idle: preconditionFailure("SessionMachine.supersede before connect")
         case .closed: return []
-        case .awaitingLogin, .admitting:
+        case .awaitingLogin, .verifying, .admitting:
             state = .closed(.superseded)
             return [.close]
         case .active(let s):
@@ -262,7 +296,7 @@ public struct SessionMachine: Sendable {
     /// The peer closed the connection or it failed. Nothing more can be sent.
     public mutating func transportClosed(now: UInt64) -> [SessionAction] {
         switch state {
-        case .idle, .awaitingLogin, .admitting:
+        case .idle, .awaitingLogin, .verifying, .admitting:
             state = .closed(.transportClosed)
             return []
         case .closed: return []
@@ -274,24 +308,47 @@ public struct SessionMachine: Sendable {
 
     // MARK: Login
 
-    /// §3.2: one answer, `bad-login`, for an unknown user, an unknown or revoked device and a bad
-    /// signature, so a probe learns nothing. The timestamp is judged only for a valid signature, so
-    /// `stale` tells the key's holder that its clock is off.
+    /// A `login` against this connection's challenge: hands out the signature check. Every login costs
+    /// one, whether the device exists or not (``LoginVerification``).
     private mutating func login(
         user: SignalName, device: SignalName, timestamp: UInt64, signature: SignalBlob, challenge: SignalBlob,
         now: UInt64
     ) -> [SessionAction] {
         let signed = SignalCodec.loginSigningInput(
             challenge: challenge, user: user, device: device, timestamp: timestamp)
-        guard let key = directory.device(user: user, device: device)?.signingPublicKey,
-            key.isValidSignature(signature.bytes, for: signed)
-        else { return refuse(.badLogin, "login refused") }
-        guard configuration.isFresh(timestamp, now: now) else {
-            return refuse(.stale, "timestamp more than \(configuration.timestampWindow / 1000) s from server time")
+        state = .verifying(
+            VerifyingState(
+                user: user, device: device, timestamp: timestamp, receivedAt: now,
+                readDeadline: now.adding(configuration.readTimeout)))
+        return [
+            .verify(
+                LoginVerification(
+                    device: directory.device(user: user, device: device), message: signed, signature: signature.bytes))
+        ]
+    }
+
+    /// The caller's answer to ``SessionAction/verify(_:)``: whether the signature holds.
+    ///
+    /// §3.2: one answer, `bad-login`, for an unknown user, an unknown or revoked device and a bad
+    /// signature, so a probe learns nothing. The timestamp is judged only for a valid signature (against
+    /// the time the login arrived, not the time the check finished), so `stale` tells the key's holder
+    /// that its clock is off. Does nothing if the session closed meanwhile.
+    public mutating func loginVerified(_ valid: Bool, now: UInt64) -> [SessionAction] {
+        switch state {
+        case .idle: preconditionFailure("SessionMachine.loginVerified before connect")
+        // Closed while the check ran (hang-up, timeout, takeover): the answer has nowhere to go.
+        case .closed: return []
+        // Only a login under check is answered.
+        case .awaitingLogin, .admitting, .active: preconditionFailure("SessionMachine.loginVerified without a login")
+        // The one way into admitting.
+        case .verifying(let s):
+            guard valid else { return refuse(.badLogin, "login refused") }
+            guard configuration.isFresh(s.timestamp, now: s.receivedAt) else {
+                return refuse(.stale, "timestamp more than \(configuration.timestampWindow / 1000) s from server time")
+            }
+            state = .admitting(AdmittingState(user: s.user, device: s.device, readDeadline: s.readDeadline))
+            return [.authenticated(user: s.user, device: s.device)]
         }
-        state = .admitting(
-            AdmittingState(user: user, device: device, readDeadline: now.adding(configuration.readTimeout)))
-        return [.authenticated(user: user, device: device)]
     }
 
     /// The caller's answer to ``SessionAction/authenticated(user:device:)``: the highest cseq the server
@@ -303,7 +360,7 @@ public struct SessionMachine: Sendable {
         // Closed while the caller was looking: the answer has nowhere to go.
         case .closed: return []
         // Only a verified login is admitted.
-        case .awaitingLogin, .active: preconditionFailure("SessionMachine.admit without a verified login")
+        case .awaitingLogin, .verifying, .active: preconditionFailure("SessionMachine.admit without a verified login")
         // The one way into active.
         case .admitting(let s):
             state = .active(

@@ -44,7 +44,10 @@ public final class SignalService: Sendable {
         let hub = self.hub
         let maxLine = self.maxLine
         let address = try SocketAddress(ipAddress: host, port: port)
-        var bootstrap = ServerBootstrap(group: group)
+        // Plain TCP connections live on the hub's loop, so a frame is read, handled and answered on one
+        // thread with no hop in between; TLS connections spread over the group, which does their record
+        // crypto, and hop to the hub (docs/ARCHITECTURE.md, "Signaling threads").
+        var bootstrap = ServerBootstrap(group: group, childGroup: tls == nil ? hub.loop : group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 4096)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)

@@ -1,9 +1,16 @@
 import NIOCore
 
 /// A signaling connection over TCP (or TLS, with NIOSSL's handler in front): lines out, lines in.
+///
+/// Frames are written at once but flushed once per pass of the event loop: everything the hub sends to
+/// this connection while the loop handles one batch of readable sockets (several commands pipelined in
+/// one segment, events caused by other connections) leaves in one `write(2)`. The flush runs as a task
+/// queued behind that batch; a close flushes first, so an `error` frame still goes out before it.
 final class SignalTCPConnection: SignalConnection, @unchecked Sendable {
     let channel: any Channel
     let peer: String
+    /// A flush task is queued. Only touched on the channel's loop.
+    private var flushQueued = false
 
     init(channel: any Channel) {
         self.channel = channel
@@ -11,14 +18,36 @@ final class SignalTCPConnection: SignalConnection, @unchecked Sendable {
     }
 
     func send(_ frame: String) {
-        var buffer = channel.allocator.buffer(capacity: frame.utf8.count + 1)
-        buffer.writeString(frame)
-        buffer.writeInteger(UInt8(ascii: "\n"))
-        channel.writeAndFlush(buffer, promise: nil)
+        if channel.eventLoop.inEventLoop {
+            write(frame)
+        } else {
+            channel.eventLoop.execute { self.write(frame) }
+        }
     }
 
     func close() {
-        channel.close(promise: nil)
+        if channel.eventLoop.inEventLoop {
+            channel.flush()
+            channel.close(promise: nil)
+        } else {
+            channel.eventLoop.execute {
+                self.channel.flush()
+                self.channel.close(promise: nil)
+            }
+        }
+    }
+
+    private func write(_ frame: String) {
+        var buffer = channel.allocator.buffer(capacity: frame.utf8.count + 1)
+        buffer.writeString(frame)
+        buffer.writeInteger(UInt8(ascii: "\n"))
+        channel.write(buffer, promise: nil)
+        guard !flushQueued else { return }
+        flushQueued = true
+        channel.eventLoop.execute {
+            self.flushQueued = false
+            self.channel.flush()
+        }
     }
 }
 

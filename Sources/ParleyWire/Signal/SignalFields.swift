@@ -64,7 +64,7 @@ public struct SignalBlob: Sendable, Hashable, CustomStringConvertible {
     public init?(_ text: some StringProtocol, maxBytes: Int = 16 * 1024) {
         let u = text.utf8
         guard u.count % 4 != 1, u.count <= (maxBytes * 4 + 2) / 3 else { return nil }
-        guard u.allSatisfy({ Base64URL.value(of: $0) != nil }) else { return nil }
+        guard Base64URL.isAlphabet(u) else { return nil }
         // The last character must not carry bits beyond the data (one spelling per byte string).
         if let last = u.reversed().first {
             let v = Base64URL.value(of: last)!
@@ -92,6 +92,23 @@ public struct SignalBlob: Sendable, Hashable, CustomStringConvertible {
 /// base64url without padding.
 public enum Base64URL {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    /// 0–63 for the alphabet's characters, 0xFF for every other byte.
+    private static let values: [UInt8] = (0...255).map { value(of: UInt8($0)) ?? 0xFF }
+
+    /// True when every byte is one of the alphabet's 64 characters. Blobs of several hundred characters
+    /// come with every offer and answer: a table over contiguous bytes, not a switch per generic element.
+    static func isAlphabet<U: Sequence<UInt8>>(_ bytes: U) -> Bool {
+        let fast = bytes.withContiguousStorageIfAvailable { buffer in
+            values.withUnsafeBufferPointer { table in
+                var bad: UInt8 = 0
+                for c in buffer { bad |= table[Int(c)] & 0x80 }
+                return bad == 0
+            }
+        }
+        if let fast { return fast }
+        return bytes.allSatisfy { value(of: $0) != nil }
+    }
 
     static func value(of c: UInt8) -> UInt8? {
         switch c {
