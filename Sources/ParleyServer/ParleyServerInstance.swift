@@ -62,7 +62,9 @@ public final class ParleyServerInstance: Sendable {
             try RotatingLogFile(directory: $0, maxSize: c.logMaxSize, retention: c.logRetention)
         }
         let level = Logger.Level(rawValue: c.logLevel) ?? .info
-        return Logger(label: label) { l in PlainLogHandler(label: l, level: level, file: file, stderr: c.logStderr) }
+        // Lines are written by a thread of their own, so no event loop waits for the disk (LogOutput).
+        let output = LogOutput.background(file: file, stderr: c.logStderr)
+        return Logger(label: label) { l in PlainLogHandler(label: l, level: level, output: output) }
     }
 
     /// Binds everything and starts serving. Throws if a socket cannot be bound or a file cannot be read.
@@ -120,6 +122,7 @@ public final class ParleyServerInstance: Sendable {
 
     /// Waits until the server stops (a signal, or ``shutdown()``).
     public func wait() async throws {
+        defer { LogOutput.flushAll() }
         try await runTask.value
         try await eventLoops.shutdownGracefully()
     }

@@ -45,6 +45,7 @@ struct Serve: AsyncParsableCommand {
         do {
             server = try await ParleyServerInstance.start(c, signals: [.sigterm, .sigint])
         } catch {
+            LogOutput.flushAll()  // what the start logged before it failed
             FileHandle.standardError.write(Data("parley: cannot start: \(error)\n".utf8))
             throw ExitCode(1)
         }

@@ -63,4 +63,36 @@ final class LogRotationTests: XCTestCase {
         XCTAssertFalse(text.contains("pw "))
         XCTAssertTrue(text.contains("secret=<redacted>"))
     }
+
+    /// The background output (what `parley serve` uses): lines from several threads arrive whole, each
+    /// thread's in its order, and a batch that crosses the size cap still rotates at a line boundary.
+    func testBackgroundOutputKeepsEveryLineInOrderAndRotates() throws {
+        let file = try RotatingLogFile(directory: dir, maxSize: 100 * 1024, retention: 50)
+        let output = LogOutput.background(file: file, stderr: false)
+        let logger = Logger(label: "hub") { l in PlainLogHandler(label: l, level: .info, output: output) }
+        DispatchQueue.concurrentPerform(iterations: 4) { t in
+            for i in 0..<2_000 { logger.info("line", metadata: ["t": "\(t)", "i": "\(i)"]) }
+        }
+        output.flush()
+        // Rotated files sort by name in the order they were written; the current file is last.
+        let names = try files()
+        XCTAssertGreaterThan(names.count, 2, "8,000 lines of ~53 bytes must rotate a 100 KiB file a few times (fewer than 10: rotated names of one second sort as text)")
+        let ordered = names.filter { $0 != "parley.log" } + ["parley.log"]
+        var last = [Int](repeating: -1, count: 4)
+        var count = 0
+        for name in ordered {
+            let text = try String(contentsOfFile: dir + "/" + name, encoding: .utf8)
+            XCTAssertLessThanOrEqual(text.utf8.count, 100 * 1024)
+            for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+                guard let ti = line.range(of: " i="), let tt = line.range(of: " t="),
+                      let i = Int(line[ti.upperBound...].prefix { $0.isNumber }),
+                      let t = Int(line[tt.upperBound...].prefix { $0.isNumber })
+                else { return XCTFail("torn line: \(line)") }
+                XCTAssertEqual(i, last[t] + 1, "thread \(t) out of order")
+                last[t] = i
+                count += 1
+            }
+        }
+        XCTAssertEqual(count, 8_000)
+    }
 }

@@ -10,17 +10,20 @@ public struct PlainLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     let label: String
-    let file: RotatingLogFile?
-    let stderr: Bool
+    let output: LogOutput
 
     public static let redactedKeys: Set<String> = ["password", "secret", "key", "private_key", "signature", "nonce",
                                                    "offer", "answer", "body", "integrity"]
 
+    /// Writes each line at once, on the thread that logs.
     public init(label: String, level: Logger.Level, file: RotatingLogFile?, stderr: Bool) {
+        self.init(label: label, level: level, output: LogOutput(file: file, stderr: stderr))
+    }
+
+    public init(label: String, level: Logger.Level, output: LogOutput) {
         self.label = label
         self.logLevel = level
-        self.file = file
-        self.stderr = stderr
+        self.output = output
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -36,10 +39,7 @@ public struct PlainLogHandler: LogHandler {
             let value = Self.redactedKeys.contains(key) ? "<redacted>" : "\(all[key]!)"
             line += " \(key)=\(value)"
         }
-        file?.write(line)
-        if stderr || file == nil {
-            FileHandle.standardError.write(Data((line + "\n").utf8))
-        }
+        output.write(line)
     }
 
     static func timestamp() -> String {

@@ -45,16 +45,37 @@ public final class RotatingLogFile: Sendable {
 
     /// Appends one line (a newline is added).
     public func write(_ line: String) {
-        var bytes = Array(line.utf8)
-        bytes.append(0x0A)
+        write(lines: [line])
+    }
+
+    /// Appends lines (a newline is added to each) with as few `write(2)`s as rotation allows: one, unless
+    /// the file must rotate part-way.
+    public func write(lines: [String]) {
         state.withLockedValue { s in
             let t = now()
-            if s.fd < 0 || s.size + bytes.count > maxSize || t.timeIntervalSince(s.openedAt) >= interval {
-                rotate(&s, at: t)
+            var batch: [UInt8] = []
+            for line in lines {
+                let length = line.utf8.count + 1
+                if s.fd < 0 || s.size + batch.count + length > maxSize || t.timeIntervalSince(s.openedAt) >= interval {
+                    append(&batch, to: &s)
+                    rotate(&s, at: t)
+                }
+                batch += line.utf8
+                batch.append(0x0A)
             }
-            guard s.fd >= 0 else { return }
-            let n = bytes.withUnsafeBytes { Glibc.write(s.fd, $0.baseAddress, $0.count) }
-            if n > 0 { s.size += n }
+            append(&batch, to: &s)
+        }
+    }
+
+    private func append(_ batch: inout [UInt8], to s: inout State) {
+        defer { batch.removeAll(keepingCapacity: true) }
+        guard s.fd >= 0, !batch.isEmpty else { return }
+        var offset = 0
+        while offset < batch.count {
+            let n = batch.withUnsafeBytes { Glibc.write(s.fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n <= 0 { break }
+            offset += n
+            s.size += n
         }
     }
 

@@ -189,12 +189,15 @@ public struct CallBook: Sendable {
         body(&calls[id]!, configuration, &out)
         let after = calls[id]!
 
-        let partiesAfter = Set(after.parties)
-        for party in Set(partiesBefore).subtracting(partiesAfter) {
-            callsByParty[party]?.remove(id)
-            if callsByParty[party]?.isEmpty == true { callsByParty[party] = nil }
+        // Most steps leave the parties as they were (a prepare, a candidate): no index work then.
+        if after.parties != partiesBefore {
+            let partiesAfter = Set(after.parties)
+            for party in Set(partiesBefore).subtracting(partiesAfter) {
+                callsByParty[party]?.remove(id)
+                if callsByParty[party]?.isEmpty == true { callsByParty[party] = nil }
+            }
+            for party in partiesAfter.subtracting(partiesBefore) { callsByParty[party, default: []].insert(id) }
         }
-        for party in partiesAfter.subtracting(partiesBefore) { callsByParty[party, default: []].insert(id) }
 
         if wasRinging && !after.isRinging {
             ringingByUsers[after.users]?.removeAll { $0 == id }

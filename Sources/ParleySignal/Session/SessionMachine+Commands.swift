@@ -12,7 +12,10 @@ extension SessionMachine {
         case .idle: preconditionFailure("SessionMachine.complete before connect")
         case .awaitingLogin, .verifying, .admitting, .closed: return []
         case .active(var s):
-            guard s.inFlight.remove(cseq) != nil else { return [] }
+            guard s.inFlight.contains(cseq) else { return [] }
+            // Out of the enum first, so the set and the answers below have one owner and change in place.
+            state = .idle
+            s.inFlight.remove(cseq)
             s.answers.remember(answer, for: cseq)
             state = .active(s)
             return [.send(answer.frame(cseq: cseq))]

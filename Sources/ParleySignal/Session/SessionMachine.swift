@@ -227,6 +227,8 @@ public struct SessionMachine: Sendable {
             return [.acknowledge(sseq: sseq)]
         // A command: duplicate, stale, or handed out.
         case (.active(var s), .command(let command)):
+            // Out of the enum first, so `s` is the only owner of its collections and changes them in place.
+            state = .idle
             s.readDeadline = now.adding(configuration.readTimeout)
             let actions = handle(command, in: &s, now: now)
             state = .active(s)

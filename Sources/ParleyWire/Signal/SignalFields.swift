@@ -26,7 +26,7 @@ public struct SignalID: Sendable, Hashable, Comparable, CustomStringConvertible 
     public let text: String
 
     public init?(_ text: some StringProtocol) {
-        let u = Array(text.utf8)
+        let u = text.utf8
         guard u.count == 36 else { return nil }
         for (i, c) in u.enumerated() {
             if i == 8 || i == 13 || i == 18 || i == 23 {
@@ -66,7 +66,8 @@ public struct SignalBlob: Sendable, Hashable, CustomStringConvertible {
         guard u.count % 4 != 1, u.count <= (maxBytes * 4 + 2) / 3 else { return nil }
         guard Base64URL.isAlphabet(u) else { return nil }
         // The last character must not carry bits beyond the data (one spelling per byte string).
-        if let last = u.reversed().first {
+        if !u.isEmpty {
+            let last = u[u.index(u.startIndex, offsetBy: u.count - 1)]
             let v = Base64URL.value(of: last)!
             switch u.count % 4 {
             case 2: guard v & 0x0F == 0 else { return nil }
