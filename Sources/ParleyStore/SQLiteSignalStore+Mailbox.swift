@@ -26,9 +26,9 @@ extension SQLiteSignalStore {
         }
     }
 
-    /// EXPERIMENT: what a login needs, for every device at once (read at start): last cseqs, and the
+    /// What a login needs, for every device at once (read at start): last cseqs, and the
     /// devices with stored mail.
-    public func loginState() throws -> (cseqs: [(String, String, Int64)], mail: [(String, String)]) {
+    public func loginState() throws -> (cseqs: [(String, String, Int64)], mail: [(String, String)])? {
         try pool.read { db in
             let c = try Row.fetchAll(db, sql: "SELECT user, device, last_cseq FROM device_sequence").map {
                 ($0[0] as String, $0[1] as String, $0[2] as Int64)
@@ -40,7 +40,7 @@ extension SQLiteSignalStore {
         }
     }
 
-    /// EXPERIMENT: many devices' cseqs in one transaction.
+    /// Many devices' cseqs in one transaction (the hub flushes them together every 200 ms).
     public func recordProcessedCSeqs(_ items: [(Int64, String, String)]) async throws {
         try await write("recording cseqs") { db in
             for (cseq, user, device) in items { try Self.advanceCSeq(to: cseq, user: user, device: device, db) }

@@ -41,6 +41,13 @@ public protocol SignalStore: Sendable {
     /// Records `cseq` as processed unless it is not above the last one, atomically: of two racing
     /// calls with the same cseq exactly one gets ``CSeqOutcome/recorded``.
     func recordProcessedCSeq(_ cseq: Int64, user: String, device: String) async throws -> CSeqOutcome
+    /// Raises many devices' last processed cseqs (never lowers one) in one transaction: `(cseq, user,
+    /// device)` each. The hub flushes every device's new value this way every 200 ms.
+    func recordProcessedCSeqs(_ items: [(Int64, String, String)]) async throws
+    /// What logins need, for every device at once, read when the server starts: each device's last
+    /// processed cseq, and the devices that have stored mail. With it a login reads nothing from the
+    /// store. Nil when the store cannot answer synchronously (the hub then asks per login).
+    func loginState() throws -> (cseqs: [(String, String, Int64)], mail: [(String, String)])?
 
     // MARK: Events and offline mail (§3.4, §3.6)
 

@@ -49,7 +49,7 @@ extension SignalHub {
     /// transaction as the message instead, so no acknowledged message depends on this.
     func recordCSeq(_ cseq: UInt64, _ party: CallParty) {
         processedCSeq[party] = max(processedCSeq[party] ?? 0, cseq)
-        // EXPERIMENT: every device's pending value goes in one transaction per interval.
+        // Every device's pending value goes in one transaction per interval.
         cseqDirty.insert(party)
         guard !cseqFlushPending else { return }
         cseqFlushPending = true
@@ -62,11 +62,7 @@ extension SignalHub {
             let logger = self.logger
             Task {
                 do {
-                    if let sql = store as? SQLiteSignalStore {
-                        try await sql.recordProcessedCSeqs(batch)
-                    } else {
-                        for (c, u, d) in batch { _ = try await store.recordProcessedCSeq(c, user: u, device: d) }
-                    }
+                    try await store.recordProcessedCSeqs(batch)
                 } catch {
                     logger.warning("cannot record cseqs", metadata: ["error": "\(error)"])
                 }

@@ -87,7 +87,7 @@ public final class SignalHub: @unchecked Sendable {
         self.logger = logger
         self.clock = clock
         self.calls = CallBook(configuration: configuration.calls)
-        if let sql = store as? SQLiteSignalStore, let st = try? sql.loginState() {
+        if let st = try? store.loginState() {
             for (u, d, c) in st.cseqs { if let u = SignalName(u), let d = SignalName(d) { processedCSeq[CallParty(user: u, device: d)] = UInt64(max(0, c)) } }
             for (u, d) in st.mail { if let u = SignalName(u), let d = SignalName(d) { mayHaveMail.insert(CallParty(user: u, device: d)) } }
             loginStateLoaded = true
