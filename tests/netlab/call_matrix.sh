@@ -20,62 +20,21 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-_topo_default=/work/shared/netlab/topo.sh
-[[ -f "$ROOT/../shared/netlab/topo.sh" ]] && _topo_default="$ROOT/../shared/netlab/topo.sh"
-TOPO=${NETLAB_TOPO:-$_topo_default}
 export NETLAB_PREFIX=${NETLAB_PREFIX:-cm$$}
-export NETLAB_QUIET=1
 TYPES=(none full-cone restricted-cone port-restricted symmetric symmetric-sequential masquerade)
 PAIRS=${PAIRS:-"none:none full-cone:port-restricted port-restricted:port-restricted port-restricted:symmetric symmetric-sequential:port-restricted symmetric:symmetric"}
 if [ "$PAIRS" = all ]; then
   PAIRS=""
   for a in "${TYPES[@]}"; do for b in "${TYPES[@]}"; do PAIRS="$PAIRS $a:$b"; done; done
 fi
-RESULTS=${NETLAB_RESULTS:-$(mktemp -d "${TMPDIR:-/tmp}/call_matrix.XXXXXX")}
-mkdir -p "$RESULTS"
-SRV1=203.0.113.10
-SRV2=203.0.113.11
 SIGNAL_PORT=7000
-ALLOW=198.51.100.0/24,203.0.113.0/24
 
-bail() { echo "call_matrix.sh: $*" >&2; echo "0 passed, 1 failed"; exit 2; }
-[ "$(id -u)" = 0 ] || bail "must run as root"
-[ -x "$TOPO" ] || bail "no netlab at $TOPO"
+NAME=call_matrix
+source "$HERE/lib_call.sh"
 
-BIN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/call_matrix_bin.XXXXXX")
-if [ -z "${PARLEY:-}" ]; then
-  PARLEY="$ROOT/.build/debug/parley"
-  [ -x "$PARLEY" ] || (cd "$ROOT" && swift build --product parley >"$RESULTS/build.log" 2>&1)
-fi
-cp "$PARLEY" "$BIN_DIR/parley" || bail "no parley binary at $PARLEY"
-PARLEY=$BIN_DIR/parley
-
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  "$TOPO" down >/dev/null 2>&1
-  rm -rf "$BIN_DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "PASS $1: $2"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1: $2 (see $3)"; }
-
-# Keys, accounts, TURN user (the same for every pair).
-umask 077
+# Keys, accounts, TURN user caller/turnpass1 (the same for every pair).
+make_keys
 KEYS=$RESULTS/keys
-for acct in alice.phone bob.phone; do
-  mkdir -p "$KEYS/$acct"
-  "$PARLEY" keygen --out "$KEYS/$acct/device.key" >"$KEYS/$acct/device.pub" 2>>"$RESULTS/keygen.log" || bail "keygen failed"
-done
-for acct in alice.phone bob.phone; do echo "$acct = $(cat "$KEYS/$acct/device.pub")"; done >"$RESULTS/accounts.conf"
-printf 'turnpass1' >"$RESULTS/turn-password"
-printf 'turnpass1' | "$PARLEY" turn-user caller --realm parley >"$RESULTS/turn-users" 2>/dev/null
-umask 022
 
 echo "# parley calls between NAT types in netlab (prefix $NETLAB_PREFIX, results in $RESULTS)"
 printf '| A (caller) \\ B (callee) | result | path (caller) | path (callee) | setup caller ms | setup callee ms |\n|---|---|---|---|---|---|\n' >"$RESULTS/table.md"

@@ -44,94 +44,27 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-_topo_default=/work/shared/netlab/topo.sh
-[[ -f "$ROOT/../shared/netlab/topo.sh" ]] && _topo_default="$ROOT/../shared/netlab/topo.sh"
-TOPO=${NETLAB_TOPO:-$_topo_default}
 export NETLAB_PREFIX=${NETLAB_PREFIX:-cs$$}
-export NETLAB_QUIET=1
-PY=${PYTHON:-python3}
 PAIRS=${PAIRS:-"port-restricted:port-restricted symmetric:symmetric"}
 PARLEY_CALLS=${PARLEY_CALLS:-3}
 AIORTC_RUNS=${AIORTC_RUNS:-3}
 DELAY_MS=${DELAY_MS:-50}
 HOLD=${HOLD:-2}
-RESULTS=${NETLAB_RESULTS:-$(mktemp -d "${TMPDIR:-/tmp}/call_setup.XXXXXX")}
-mkdir -p "$RESULTS"
-SRV1=203.0.113.10
-SRV2=203.0.113.11
 SIGNAL_PORT=7000
-ALLOW=198.51.100.0/24,203.0.113.0/24
 TURN_USER=caller
 TURN_PASS=turnpass1
 
-bail() { echo "call_setup.sh: $*" >&2; echo "0 passed, 1 failed"; exit 2; }
-[ "$(id -u)" = 0 ] || bail "must run as root"
-[ -x "$TOPO" ] || bail "no netlab at $TOPO"
+NAME=call_setup
+source "$HERE/lib_call.sh"
 "$PY" -c 'import aiortc, aioice, numpy, av' 2>/dev/null || bail "python3 aiortc/aioice/numpy/av missing (pip install aiortc)"
-
-# ---- a private copy of the binary (a concurrent `swift build` must not swap it mid-run)
-BIN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/call_setup_bin.XXXXXX")
-copy_binary() {  # copy_binary SRC: copy it once it is complete (unchanged for 2 s and runs --version)
-  local src=$1 s1 s2
-  for _ in $(seq 1 150); do
-    if [ -x "$src" ]; then
-      s1=$(stat -c '%s %Y' "$src" 2>/dev/null); sleep 2; s2=$(stat -c '%s %Y' "$src" 2>/dev/null)
-      if [ -n "$s1" ] && [ "$s1" = "$s2" ] && cp "$src" "$BIN_DIR/parley" 2>/dev/null \
-         && "$BIN_DIR/parley" --version >/dev/null 2>&1; then
-        return 0
-      fi
-    else
-      sleep 2
-    fi
-  done
-  return 1
-}
-if [ -z "${PARLEY:-}" ]; then
-  PARLEY="$ROOT/.build/debug/parley"
-  [ -x "$PARLEY" ] || (cd "$ROOT" && swift build --product parley >"$RESULTS/build.log" 2>&1)
-fi
-copy_binary "$PARLEY" || { rm -rf "$BIN_DIR"; bail "no usable parley binary at $PARLEY"; }
-PARLEY=$BIN_DIR/parley
-
-SERVER_PID=""
-CLIENT_PIDS=()
-stop_pid() {  # stop_pid PID: TERM, then KILL after 3 s
-  local p=$1
-  kill "$p" 2>/dev/null || return 0
-  for _ in $(seq 1 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$p" 2>/dev/null
-  wait "$p" 2>/dev/null
-}
-cleanup() {
-  for p in "${CLIENT_PIDS[@]}"; do stop_pid "$p"; done
-  [ -n "$SERVER_PID" ] && stop_pid "$SERVER_PID"
-  "$TOPO" down >/dev/null 2>&1
-  rm -rf "$BIN_DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "PASS $1: $2"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1: $2${3:+ (see $RESULTS/$3)}"; }
-secs() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1000 }'; }   # ms A_US B_US
 le() { awk -v x="$1" -v y="$2" 'BEGIN { exit !(x != "" && x != "-" && x + 0 <= y + 0) }'; }
 start_all=$(date +%s.%N)
 echo "# call setup time, parley vs aiortc, ${DELAY_MS} ms one-way on both uplinks (prefix $NETLAB_PREFIX, results in $RESULTS)"
 
-# ---- keys, accounts, TURN user (the same for both pairs)
-umask 077
+# ---- keys, accounts, TURN user caller/turnpass1 (the same for both pairs)
+make_keys
 KEYS=$RESULTS/keys
-for acct in alice.phone bob.phone; do
-  mkdir -p "$KEYS/$acct"
-  "$PARLEY" keygen --out "$KEYS/$acct/device.key" >"$KEYS/$acct/device.pub" 2>>"$RESULTS/keygen.log" || bail "keygen failed"
-done
-for acct in alice.phone bob.phone; do echo "$acct = $(cat "$KEYS/$acct/device.pub")"; done >"$RESULTS/accounts.conf"
-printf '%s' "$TURN_PASS" >"$RESULTS/turn-password"
-printf '%s' "$TURN_PASS" | "$PARLEY" turn-user "$TURN_USER" --realm parley >"$RESULTS/turn-users" 2>/dev/null
-umask 022
 chmod 755 "$RESULTS"
 
 TABLE=$RESULTS/table.md

@@ -1,51 +1,12 @@
-# tests/netlab/lib_call.sh - what the netlab call tests share (sourced, not run): the private copy of the
-# binary, the lab's cleanup, PASS/FAIL counting, keys and accounts for alice and bob, a TURN user, and
-# `parley serve` in the server namespace with signaling, STUN (RFC 5780) and TURN.
+# tests/netlab/lib_call.sh - what the netlab call tests share (sourced, not run): the harness
+# (lib_harness.sh: private binary, cleanup, PASS/FAIL), keys and accounts for alice and bob, a TURN user,
+# and `parley serve` in the server namespace with signaling, STUN (RFC 5780) and TURN.
 #
 # Before sourcing, a script sets NAME (used for temp-dir names and messages) and NETLAB_PREFIX's default.
-# It then gets: TOPO, RESULTS, PARLEY (a private copy), PY, SRV1, SRV2, ALLOW, pass/fail/bail, make_keys,
-# start_server DIR_FOR_LOGS, client SITE ACCOUNT SUBCOMMAND ARGS…, played FILE, PIDS (killed on exit).
+# It then gets what lib_harness.sh gives, and make_keys, start_server DIR_FOR_LOGS, client SITE ACCOUNT
+# SUBCOMMAND ARGS…, wait_for_callee FILE, played FILE.
 
-HERE=${HERE:-$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)}
-ROOT=${ROOT:-$(cd "$HERE/../.." && pwd)}
-_topo_default=/work/shared/netlab/topo.sh
-[[ -f "$ROOT/../shared/netlab/topo.sh" ]] && _topo_default="$ROOT/../shared/netlab/topo.sh"
-TOPO=${NETLAB_TOPO:-$_topo_default}
-export NETLAB_QUIET=1
-PY=${PYTHON:-python3}
-RESULTS=${NETLAB_RESULTS:-$(mktemp -d "${TMPDIR:-/tmp}/$NAME.XXXXXX")}
-mkdir -p "$RESULTS"
-SRV1=203.0.113.10
-SRV2=203.0.113.11
-ALLOW=198.51.100.0/24,203.0.113.0/24
-
-bail() { echo "$NAME: $*" >&2; echo "0 passed, 1 failed"; exit 2; }
-[ "$(id -u)" = 0 ] || bail "must run as root"
-[ -x "$TOPO" ] || bail "no netlab at $TOPO"
-
-# A private copy of the binary: a concurrent `swift build` must not swap it mid-run.
-BIN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/${NAME}_bin.XXXXXX")
-if [ -z "${PARLEY:-}" ]; then
-  PARLEY="$ROOT/.build/debug/parley"
-  [ -x "$PARLEY" ] || (cd "$ROOT" && swift build --product parley >"$RESULTS/build.log" 2>&1)
-fi
-cp "$PARLEY" "$BIN_DIR/parley" || bail "no parley binary at $PARLEY"
-PARLEY=$BIN_DIR/parley
-
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  "$TOPO" down >/dev/null 2>&1
-  rm -rf "$BIN_DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "PASS $1: $2"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1: $2 (see ${3:-$RESULTS})"; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib_harness.sh"
 
 # make_keys: alice.phone and bob.phone, each in its own directory (the pinned contacts live beside the key),
 # the accounts file, and TURN user `caller` (password in $RESULTS/turn-password, mode 0600).
