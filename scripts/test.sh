@@ -138,6 +138,10 @@ for extra in call_pathchange call_privacy call_turnchoice call_tcpfallback call_
         fi
     fi
 done
+# The same rebinding when the call is relayed (both NATs symmetric): A's own allocation dies with its mapping.
+if [[ -f tests/netlab/call_pathchange.sh && $(id -u) -eq 0 ]]; then
+    NATS="symmetric symmetric" run_suite netlab-pathchange-relayed tests/netlab/call_pathchange.sh
+fi
 if [[ -f tests/netlab/call_impaired.sh ]]; then
     if [[ $(id -u) -eq 0 ]]; then
         run_suite netlab-calls tests/netlab/call_impaired.sh
