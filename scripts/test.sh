@@ -141,6 +141,8 @@ done
 # The same rebinding when the call is relayed (both NATs symmetric): A's own allocation dies with its mapping.
 if [[ -f tests/netlab/call_pathchange.sh && $(id -u) -eq 0 ]]; then
     NATS="symmetric symmetric" run_suite netlab-pathchange-relayed tests/netlab/call_pathchange.sh
+    # …and when the call may only use the relays (--relay-only): A must get a new allocation.
+    NATS="symmetric symmetric" CLIENT_FLAGS="--relay-only" run_suite netlab-pathchange-relay-only tests/netlab/call_pathchange.sh
 fi
 if [[ -f tests/netlab/call_impaired.sh ]]; then
     if [[ $(id -u) -eq 0 ]]; then

@@ -25,7 +25,8 @@ private final class Wire {
     /// Extra milliseconds on the server's clock only (to make nonces go stale).
     var skew: UInt64 = 0
     var serverNow: UInt64 { t0 + skew + now / 1000 }
-    let clientKey = TURNClientKey(address: .v4(0xC633_6407, port: 40000), transport: .udp)  // 198.51.100.7
+    /// Where the server hears the client from; a test moves it to play a NAT rebinding.
+    var clientKey = TURNClientKey(address: .v4(0xC633_6407, port: 40000), transport: .udp)  // 198.51.100.7
     static let relayIP = STUNAddress.v4(0xC000_0201, port: 0)  // 192.0.2.1
 
     /// Every datagram the client sent, with its time (lost ones too).
@@ -442,6 +443,34 @@ final class TURNClientTests: XCTestCase {
         _ = wire.server.expire(now: wire.serverNow)
         XCTAssertNotNil(wire.server.allocation(for: wire.clientKey))
         XCTAssertEqual(wire.client.expiry, (6 * 540 + 600) * second)
+    }
+
+    /// `refreshNow`, what a call asks when its relay goes quiet: a live allocation answers at once; once the
+    /// client's NAT has moved (the server hears it from another port, a 5-tuple without an allocation) the
+    /// answer is 437 and the client fails — the call's cue to allocate again. A second `refreshNow` while
+    /// one is in flight sends nothing.
+    func testRefreshNowTellsWhetherTheAllocationIsStillOurs() throws {
+        let wire = allocatedWire()
+        wire.advance(seconds: 30)
+        let before = wire.sendTimes(.refresh).count
+        wire.perform(wire.client.refreshNow(now: wire.now))
+        XCTAssertEqual(wire.sendTimes(.refresh).count, before + 1)
+        XCTAssertEqual(wire.actions.last, .refreshed(lifetime: 600))
+        XCTAssertEqual(wire.client.expiry, wire.now + 600 * second, "the probe renews the allocation like any Refresh")
+
+        wire.loseToServer = { _ in true }
+        let inFlight = wire.client.refreshNow(now: wire.now)
+        XCTAssertEqual(inFlight.count, 1)
+        XCTAssertEqual(wire.client.refreshNow(now: wire.now), [], "one probe at a time")
+        wire.loseToServer = { _ in false }
+        wire.advance(seconds: 5)
+
+        wire.clientKey = TURNClientKey(address: .v4(0xC633_6407, port: 40001), transport: .udp)
+        wire.perform(wire.client.refreshNow(now: wire.now))
+        XCTAssertEqual(failureCode(wire.actions.last), .errorResponse(437))
+        XCTAssertTrue(wire.answers.contains { $0.errorCode?.code == 437 })
+        XCTAssertTrue(wire.client.isFinished)
+        XCTAssertEqual(wire.client.refreshNow(now: wire.now), [], "a failed client has nothing to refresh")
     }
 
     func testRefreshThatNeverGetsThroughEndsInExpiry() {

@@ -8,7 +8,8 @@
 #
 # Lab: A behind netlab's `symmetric` NAT (random port per mapping, so the flush really moves A), B behind
 # `restricted-cone` (NATS="symmetric symmetric" runs the relayed case: no direct path exists, the call runs
-# through TURN, and A's own allocation is tied to the mapping the flush destroys); `parley serve` with signaling, STUN (RFC 5780) and TURN in the server namespace as in
+# through TURN, and A's own allocation is tied to the mapping the flush destroys; CLIENT_FLAGS="--relay-only"
+# on top leaves A no path but a new allocation); `parley serve` with signaling, STUN (RFC 5780) and TURN in the server namespace as in
 # call_matrix.sh. alice (A) calls bob (B); both send a tone (440 / 1000 Hz) and record what they hear; 4 s
 # into the media the script flushes A's NAT. Checks, for each direction: the recording's longest stretch
 # without the tone (frames under -40 dBFS, or not at the tone's frequency) is under 2 s, and the tone is
@@ -27,7 +28,7 @@ echo "# a call across a NAT rebinding, NATs $NATS (prefix $NETLAB_PREFIX, result
 # shellcheck disable=SC2086
 "$TOPO" up $NATS >"$RESULTS/topo-up.log" 2>&1 || bail "topo.sh up failed"
 start_server "$RESULTS" || bail "server did not start ($(tail -n 1 "$RESULTS/serve.log"))"
-common=(--stun "$SRV1:3478" --turn "$SRV1:3478" --stats)
+common=(--stun "$SRV1:3478" --turn "$SRV1:3478" --stats ${CLIENT_FLAGS:-})
 client b bob.phone answer --auto --ring-for 0.5 --timeout 40 --tone 1000 \
   --record "$RESULTS/bob.wav" "${common[@]}" \
   >"$RESULTS/bob.out" 2>"$RESULTS/bob.err" &

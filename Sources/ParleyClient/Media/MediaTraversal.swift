@@ -90,6 +90,21 @@ struct MediaTraversal {
     var streamsOverTLS: Set<Int> = []
     /// The allocation in use (index into `turns`): the first to succeed.
     var chosen: Int?
+    /// The index of `turns` whose client is replacing a lost allocation (see ``reallocate(now:)``).
+    var reallocating: Int?
+    /// When the last replacement started, µs: at most one per ``reallocationInterval``.
+    var lastReallocation: UInt64?
+    static let reallocationInterval: UInt64 = 5_000_000
+    /// When the chosen UDP allocation's server last sent us anything (answers, consent checks, media), µs.
+    var heardFromRelay: UInt64 = 0
+    /// Silence from the relay after which a call riding on it re-allocates without waiting for ICE's
+    /// consent timeout: consent checks (every 500 ms) and audio (every 20 ms, or 400 ms in DTX) both come
+    /// through it, so 800 ms of nothing means the path is gone.
+    static let relaySilenceLimit: UInt64 = 800_000
+    /// A Refresh asking the server whether our allocation is still ours is in flight since then, µs.
+    var probingSince: UInt64?
+    /// How long that probe may go unanswered before we re-allocate anyway, µs.
+    static let probeTimeout: UInt64 = 400_000
     var relay: ICECandidate?
     var permitted: Set<String> = []
     var gatherDeadline: UInt64 = 0
@@ -215,7 +230,9 @@ struct MediaTraversal {
                 if pair.local.base == 1, let peer = STUNAddress(pair.remote.address), let c = chosen {
                     out += turnOutputs(turns[c].client.bindChannel(peer, now: now), now: now)
                 }
-            case .consentLost(let pair): out.append(.consentLost(pair))
+            case .consentLost(let pair):
+                out.append(.consentLost(pair))
+                if pair.local.base == 1 { out += probeRelay(now: now) }
             case .learned(let c): out.append(.note("ICE: learned \(c)"))
             }
         }
@@ -233,6 +250,84 @@ struct MediaTraversal {
         }
         actions += turns[c].client.send(bytes, to: peer, now: now)
         return turnOutputs(actions, now: now)
+    }
+
+    /// The relay went quiet or a pair through it lost consent: either our allocation is gone for us (our
+    /// NAT moved, see ``reallocate(now:)``) or the peer's side broke. One Refresh tells which: 437 (or no
+    /// answer within ``probeTimeout``) re-allocates; a success leaves the allocation alone (the peer's
+    /// recovery will bring its new candidates). Nothing happens while a probe or a re-allocation runs.
+    mutating func probeRelay(now: UInt64) -> [Output] {
+        guard let c = chosen, !turns[c].stream, probingSince == nil, reallocating == nil else { return [] }
+        if turns[c].client.isFinished { return reallocate(now: now) }
+        let actions = turns[c].client.refreshNow(now: now)
+        guard !actions.isEmpty else { return [] }
+        probingSince = now
+        return [.note("TURN: the relayed path went quiet; asking the server whether the allocation is still ours")]
+            + turnOutputs(actions, now: now)
+    }
+
+    /// What the probe's Refresh (or any failure of the chosen allocation) says.
+    mutating func relayVerdict(_ action: TURNClient.Action, now: UInt64) -> [Output] {
+        switch action {
+        case .refreshed where probingSince != nil:
+            probingSince = nil
+            heardFromRelay = now
+            return [.note("TURN: the allocation is still ours; the silence is on the peer's side")]
+        case .failed(let error):
+            // The allocation in use is gone (437 to the probe, an expiry, a failed replacement): replace it.
+            if reallocating == chosen { reallocating = nil }
+            probingSince = nil
+            return [.note("TURN: \(error)")] + reallocate(now: now)
+        default:
+            return []
+        }
+    }
+
+    /// Replaces the allocation in use. The usual cause is our own NAT: it forgot the mapping (a
+    /// router reboot, a mobile carrier's rebinding) and the server now hears us from a port that has no
+    /// allocation, so the allocation — tied to the old 5-tuple (RFC 8656 §2.2) — is gone for us. A direct
+    /// path, where there is one, recovers by itself; with only the relay (relay-only calls, or peers that
+    /// cannot be reached otherwise) the call needs a new allocation: ask the same server for one from the
+    /// socket's current mapping, advertise its relayed address as a new candidate (trickled to the peer)
+    /// and let ICE pick it. The old allocation is released (a harmless 437 if it is already gone for us).
+    /// UDP allocations only: a TCP/TLS allocation dies with its connection. At most one per
+    /// ``reallocationInterval``, so a peer that vanished does not make us churn allocations.
+    mutating func reallocate(now: UInt64) -> [Output] {
+        guard let c = chosen, !turns[c].stream, reallocating == nil,
+            lastReallocation.map({ now >= $0 + Self.reallocationInterval }) ?? true,
+            let server = settings.turn.first(where: { $0.address == turns[c].server }),
+            let stunAddress = STUNAddress(server.address)
+        else { return [] }
+        lastReallocation = now
+        var out: [Output] = [.note("TURN: our allocation is gone; asking \(server.address) for a new one")]
+        out += turns[c].client.close(now: now).compactMap { if case .send(let b) = $0 { toServer(c, b) } else { nil } }
+        var client = TURNClient(configuration: .init(server: stunAddress, username: server.username, password: server.password))
+        let actions = client.start(now: now)
+        turns[c] = (server.address, client, now, false)
+        reallocating = c
+        out += actions.compactMap { if case .send(let b) = $0 { toServer(c, b) } else { nil } }
+        return out
+    }
+
+    /// The replacement allocation answered: its relayed address becomes our relayed candidate.
+    mutating func reallocated(_ i: Int, relayed: STUNAddress, mapped: STUNAddress?, now: UInt64) -> [Output] {
+        reallocating = nil
+        heardFromRelay = now
+        var out: [Output] = [.note("TURN: relayed \(relayed) via \(turns[i].server) (replacing \(relay?.address.description ?? "-"))")]
+        let candidate = ICECandidate(type: .relayed, address: relayed.socketAddress(), foundation: 3 + UInt32(i), base: 1)
+        relay = candidate
+        advertised.append(candidate)
+        out.append(.gathered(candidate))
+        // Permissions belong to an allocation: the new one starts with none but our own relay's.
+        permitted = [relayed.socketAddress().ipAddress ?? ""]
+        out += turnOutputs(turns[i].client.permit(relayed.withPort(0), now: now), now: now)
+        if let mapped, !settings.relayOnly, !advertised.contains(where: { $0.address == mapped.socketAddress() }) {
+            let srflx = ICECandidate(type: .serverReflexive, address: mapped.socketAddress(), foundation: 2, base: 0)
+            advertised.append(srflx)
+            out.append(.gathered(srflx))
+        }
+        for key in agents.keys { agents[key]!.addLocal(candidate) }
+        return out
     }
 
     /// A datagram for TURN server `i`, over its transport.
@@ -274,7 +369,7 @@ struct MediaTraversal {
             switch action {
             case .send(let bytes): out.append(toServer(c, bytes))
             case .data(let payload, let from): out += receive(payload, from: from.socketAddress(), base: 1, now: now)
-            case .failed(let error): out.append(.note("TURN: \(error)"))
+            case .refreshed, .failed: out += relayVerdict(action, now: now)
             default: break
             }
         }
@@ -292,6 +387,7 @@ struct MediaTraversal {
             if !out.isEmpty { return out }
         }
         if let i = turns.firstIndex(where: { $0.server == source && !$0.stream }) {
+            if i == chosen { heardFromRelay = now }
             return receiveFromTURN(i, bytes, now: now)
         }
         return receive(bytes, from: source, base: 0, now: now)
@@ -303,10 +399,13 @@ struct MediaTraversal {
         var out: [Output] = []
         for action in actions {
             switch action {
+            case .allocated(let relayed, let mapped, _) where reallocating == i:
+                out += reallocated(i, relayed: relayed, mapped: mapped, now: now)
             case .allocated(let relayed, let mapped, _):
                 // The first allocation wins (the lowest RTT among several servers); the others are closed.
                 guard chosen == nil else { continue }
                 chosen = i
+                heardFromRelay = now
                 let rtt = (now - turns[i].sentAt) / 1000
                 let transport = !turns[i].stream ? "" : streamsOverTLS.contains(i) ? " over TLS" : " over TCP"
                 out.append(.note("TURN: relayed \(relayed) via \(server)\(transport) (allocation took \(rtt) ms)"))
@@ -333,7 +432,10 @@ struct MediaTraversal {
             case .send(let b): out.append(toServer(i, b))
             case .data(let payload, let from):
                 if chosen == i { out += receive(payload, from: from.socketAddress(), base: 1, now: now) }
-            case .failed(let error): out.append(.note("TURN \(server): \(error)"))
+            case .refreshed where chosen == i, .failed where chosen == i:
+                out += relayVerdict(action, now: now)
+            case .failed(let error):
+                out.append(.note("TURN \(server): \(error)"))
             default: break
             }
         }
@@ -403,6 +505,18 @@ struct MediaTraversal {
             }
         }
         for key in agents.keys { out += runAgent(key, now: now) { _ in [] } }
+        // Media rides on our relay and the relay went silent: ask the server whether the allocation is still
+        // ours (probeRelay(now:)); an unanswered probe means re-allocating anyway.
+        if let c = chosen, !turns[c].stream, reallocating == nil, now > heardFromRelay + Self.relaySilenceLimit,
+            selectedPairs.contains(where: { $0.local.base == 1 })
+        {
+            out += probeRelay(now: now)
+        }
+        if let since = probingSince, now > since + Self.probeTimeout {
+            probingSince = nil
+            out.append(.note("TURN: no answer to the probe within \(Self.probeTimeout / 1000) ms"))
+            out += reallocate(now: now)
+        }
         return out
     }
 

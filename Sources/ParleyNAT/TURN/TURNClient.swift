@@ -349,6 +349,16 @@ public struct TURNClient: Sendable {
         return out + maintain(now: now)
     }
 
+    /// Sends a Refresh now (unless one is in flight), to learn whether the allocation is still ours: a
+    /// client whose NAT mapping changed reaches the server from a 5-tuple without an allocation and gets
+    /// 437 (``Action/failed(_:)``); a live allocation answers ``Action/refreshed(lifetime:)``.
+    public mutating func refreshNow(now: UInt64) -> [Action] {
+        guard case .allocated(var a) = state, a.refreshing == nil else { return [] }
+        a.refreshAt = now
+        state = .allocated(a)
+        return maintain(now: now)
+    }
+
     // MARK: Internals shared with the extensions
 
     /// Sends what is due while the allocation is live: expiry, the Refresh, CreatePermissions (batched),
