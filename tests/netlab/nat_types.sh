@@ -21,53 +21,14 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-# shared/ sits beside the checkout (CI clones the repo next to it); /work/shared is the dev machines' copy.
-_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-_topo_default=/work/shared/netlab/topo.sh
-[[ -f "$_repo/../shared/netlab/topo.sh" ]] && _topo_default="$_repo/../shared/netlab/topo.sh"
-TOPO=${NETLAB_TOPO:-$_topo_default}
 export NETLAB_PREFIX=${NETLAB_PREFIX:-pl$$}
-export NETLAB_QUIET=1
-if [ -z "${PARLEY:-}" ]; then
-  PARLEY="$(cd "$ROOT" && swift build --show-bin-path)/parley"
-fi
-RESULTS=${NETLAB_RESULTS:-$(mktemp -d "${TMPDIR:-/tmp}/nat_types.XXXXXX")}
-mkdir -p "$RESULTS"
-
-SRV1=203.0.113.10
-SRV2=203.0.113.11
 NAT_WAN=198.51.100.2      # site A router's public address
 A_PUBLIC=198.51.100.66    # site A client's address with type none
 
-[ "$(id -u)" = 0 ] || { echo "nat_types.sh: must run as root" >&2; exit 2; }
-[ -x "$PARLEY" ] || { echo "nat_types.sh: no parley binary at $PARLEY (swift build --product parley)" >&2; exit 2; }
-[ -x "$TOPO" ] || { echo "nat_types.sh: no netlab at $TOPO" >&2; exit 2; }
-# Run a private copy: .build is shared, and a concurrent `swift build` relinking the binary would
-# make exec fail ("Text file busy") or swap it half-way through the run.
-# (Removed on exit: a debug build is ~100 MB.)
-BIN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/nat_types_bin.XXXXXX")
-cp "$PARLEY" "$BIN_DIR/parley" && "$BIN_DIR/parley" version >"$RESULTS/parley-version.txt" 2>&1 ||
-  { echo "nat_types.sh: cannot copy/run $PARLEY" >&2; rm -rf "$BIN_DIR"; exit 2; }
-echo "binary: $PARLEY" >>"$RESULTS/parley-version.txt"
-PARLEY=$BIN_DIR/parley
-
-SERVER_PID=""
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null
-    for _ in $(seq 1 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-    SERVER_PID=""
-  fi
-}
-cleanup() {
-  stop_server
-  "$TOPO" down >/dev/null 2>&1
-  rm -rf "$BIN_DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+NAME=nat_types
+source "$HERE/lib_harness.sh"
+"$PARLEY" version >"$RESULTS/parley-version.txt" 2>&1
+stop_server() { [ -n "$SERVER_PID" ] && stop_pid "$SERVER_PID"; SERVER_PID=""; }
 
 # type -> expected "mapped-ip|mapping|filtering|port allocation|nat type"
 expected() {
@@ -88,8 +49,6 @@ expected() {
 field() { sed -n "s/^$1:[[:space:]]*//p" "$2" | head -n 1; }
 
 TYPES=${NAT_TYPES:-none full-cone restricted-cone port-restricted symmetric symmetric-sequential masquerade}
-passed=0
-failed=0
 start_all=$(date +%s.%N)
 echo "# parley nat vs parley serve in netlab (prefix $NETLAB_PREFIX, results in $RESULTS)"
 

@@ -36,61 +36,18 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-_topo_default=/work/shared/netlab/topo.sh
-[[ -f "$ROOT/../shared/netlab/topo.sh" ]] && _topo_default="$ROOT/../shared/netlab/topo.sh"
-TOPO=${NETLAB_TOPO:-$_topo_default}
-TOOLS=$(dirname "$TOPO")/tools
 export NETLAB_PREFIX=${NETLAB_PREFIX:-pt$$}
-export NETLAB_QUIET=1
-PY=${PYTHON:-python3}
-if [ -z "${PARLEY:-}" ]; then
-  PARLEY="$(cd "$ROOT" && swift build --show-bin-path)/parley"
-fi
-RESULTS=${NETLAB_RESULTS:-$(mktemp -d "${TMPDIR:-/tmp}/turn_symmetric.XXXXXX")}
-mkdir -p "$RESULTS"
-
-SRV1=203.0.113.10
-SRV2=203.0.113.11
 A_WAN=198.51.100.2      # site A router's public address
 B_WAN=198.51.100.130    # site B router's public address
-ALLOW=198.51.100.0/24,203.0.113.0/24
 
-[ "$(id -u)" = 0 ] || { echo "turn_symmetric.sh: must run as root" >&2; echo "0 passed, 1 failed"; exit 2; }
-[ -x "$PARLEY" ] || { echo "turn_symmetric.sh: no parley binary at $PARLEY" >&2; echo "0 passed, 1 failed"; exit 2; }
-[ -x "$TOPO" ] || { echo "turn_symmetric.sh: no netlab at $TOPO" >&2; echo "0 passed, 1 failed"; exit 2; }
+NAME=turn_symmetric
+source "$HERE/lib_harness.sh"
+TOOLS=$(dirname "$TOPO")/tools
 for tool in turnutils_uclient conntrack gcc; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "turn_symmetric.sh: $tool missing (scripts/setup.sh --test)" >&2; echo "0 passed, 1 failed"; exit 2; }
+  command -v "$tool" >/dev/null 2>&1 || bail "$tool missing (scripts/setup.sh --test)"
 done
-"$PY" -c 'import aioice' 2>/dev/null || { echo "turn_symmetric.sh: aioice missing (scripts/setup.sh --test)" >&2; echo "0 passed, 1 failed"; exit 2; }
-
-# A private copy of the binary: a concurrent `swift build` must not swap it mid-run.
-BIN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/turn_symmetric_bin.XXXXXX")
-cp "$PARLEY" "$BIN_DIR/parley" || { echo "cannot copy $PARLEY"; rm -rf "$BIN_DIR"; echo "0 passed, 1 failed"; exit 2; }
-PARLEY=$BIN_DIR/parley
-
-SERVER_PID=""
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null
-    for _ in $(seq 1 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-    SERVER_PID=""
-  fi
-}
-cleanup() {
-  stop_server
-  "$TOPO" down >/dev/null 2>&1
-  rm -rf "$BIN_DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "PASS $1: $2"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1: $2 (see $RESULTS/$3)"; }
-secs() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+"$PY" -c 'import aioice' 2>/dev/null || bail "aioice missing (scripts/setup.sh --test)"
+stop_server() { [ -n "$SERVER_PID" ] && stop_pid "$SERVER_PID"; SERVER_PID=""; }
 start_all=$(date +%s.%N)
 echo "# TURN between two symmetric NATs through parley serve in netlab (prefix $NETLAB_PREFIX, results in $RESULTS)"
 
