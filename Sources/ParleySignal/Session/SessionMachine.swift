@@ -195,22 +195,16 @@ public struct SessionMachine: Sendable {
             s.readDeadline = now.adding(configuration.readTimeout)
             state = .verifying(s)
             return []
-        // The connection's challenge has been used.
-        case (.verifying, .login):
-            return refuse(.replay, "already logged in on this connection")
-        // Still before `welcome`.
-        case (.verifying, .got), (.verifying, .command):
-            return refuse(.notLoggedIn, "wait for welcome")
         // Waiting for the store: a keepalive is still activity.
         case (.admitting(var s), .keepalive):
             s.readDeadline = now.adding(configuration.readTimeout)
             state = .admitting(s)
             return []
         // The connection's challenge has been used.
-        case (.admitting, .login):
+        case (.verifying, .login), (.admitting, .login):
             return refuse(.replay, "already logged in on this connection")
         // Still before `welcome`: a client must wait for its `last-cseq` before sending commands.
-        case (.admitting, .got), (.admitting, .command):
+        case (.verifying, .got), (.verifying, .command), (.admitting, .got), (.admitting, .command):
             return refuse(.notLoggedIn, "wait for welcome")
         // Keepalive: only the read deadline moves.
         case (.active(var s), .keepalive):
@@ -259,21 +253,10 @@ public struct SessionMachine: Sendable {
                 return refuse(.timeout, "nothing received for \(configuration.readTimeout / 1000) s")
             }
             return []
-        // Waiting for the signature check or the store: only the read timeout applies (the login itself
-        // was in time).
-        case .verifying(let s):
-            if now >= s.readDeadline {
-                return refuse(.timeout, "nothing received for \(configuration.readTimeout / 1000) s")
-            }
-            return []
-        case .admitting(let s):
-            if now >= s.readDeadline {
-                return refuse(.timeout, "nothing received for \(configuration.readTimeout / 1000) s")
-            }
-            return []
-        // §3.1 read timeout after login.
-        case .active(let s):
-            if now >= s.readDeadline {
+        // §3.1 read timeout; the only one left once a login arrived in time (while its signature is checked,
+        // while the store is asked, and after `welcome`): ``deadline`` is the read deadline in these states.
+        case .verifying, .admitting, .active:
+            if let readDeadline = deadline, now >= readDeadline {
                 return refuse(.timeout, "nothing received for \(configuration.readTimeout / 1000) s")
             }
             return []
