@@ -173,6 +173,43 @@ final class ICEAgentTests: XCTestCase {
         XCTAssertTrue(lostA || lostB, "someone noticed the old path died")
     }
 
+    /// A's relayed candidate is replaced (its allocation was made again under a new address, the old one
+    /// gone): the pairs on that base are checked again from the new address, the selection starts over at
+    /// once (without waiting for consent to lapse), and B ends up selecting A's new relayed address.
+    func testReplacedRelayIsCheckedAgainAndTheSelectionMoves() {
+        var lab = makeLab()
+        let aOldRelay = address("192.0.2.10", 50000)
+        let aNewRelay = address("192.0.2.10", 50002)
+        let b = address("198.51.100.2", 5000)
+        lab.endpoints = [aOldRelay: (0, 1), b: (1, 0)]
+        lab.sourceOf = [0: [1: aOldRelay], 1: [0: b]]
+        let old = ICECandidate(type: .relayed, address: aOldRelay, base: 1)
+        lab.agents[0].addLocal(old)
+        lab.agents[1].addLocal(ICECandidate(type: .host, address: b, base: 0))
+        lab.agents[0].addRemote(ICECandidate(type: .host, address: b))
+        lab.agents[1].addRemote(ICECandidate(type: .relayed, address: aOldRelay))
+        lab.run(until: 500_000)
+        XCTAssertEqual(lab.agents[1].selected?.remote.address, aOldRelay)
+
+        // The old allocation is gone; the base now sends from the new relayed address.
+        lab.endpoints = [aNewRelay: (0, 1), b: (1, 0)]
+        lab.sourceOf = [0: [1: aNewRelay], 1: [0: b]]
+        let new = ICECandidate(type: .relayed, address: aNewRelay, base: 1)
+        let actions = lab.agents[0].replaceLocal(old, with: new, now: lab.now)
+        XCTAssertTrue(actions.contains { if case .consentLost = $0 { true } else { false } }, "the selection starts over at once")
+        XCTAssertNil(lab.agents[0].selected)
+        let replacedAt = lab.now
+        lab.run(until: replacedAt + 500_000)
+        XCTAssertEqual(lab.agents[0].selected?.local.address, aNewRelay)
+        XCTAssertEqual(lab.agents[0].selected?.remote.address, b)
+        XCTAssertEqual(lab.agents[1].selected?.remote.address, aNewRelay, "B follows A's new address (peer-reflexive until trickled)")
+        // Replacing a candidate the agent does not have just adds the new one.
+        var lone = ICEAgent(role: .controlling, local: credsA, remote: credsB, tieBreaker: 3)
+        lone.addRemote(ICECandidate(type: .host, address: b))
+        XCTAssertEqual(lone.replaceLocal(old, with: new, now: 0), [])
+        XCTAssertEqual(lone.pairStates.count, 1)
+    }
+
     func testRoleConflictResolves() {
         var lab = makeLab()
         lab.agents[1] = ICEAgent(role: .controlling, local: credsB, remote: credsA, tieBreaker: 1)

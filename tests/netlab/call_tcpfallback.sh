@@ -76,6 +76,29 @@ fi
 grep -q "^media: TURN: relayed .* over TLS" "$RESULTS/alice-tls.out" \
   && pass "TLS fallback" "after UDP and TCP got nothing: $(grep -m1 '^media: TURN: no allocation after 1200' "$RESULTS/alice-tls.out" | cut -c8-100)" \
   || fail "TLS fallback" "no allocation over TLS in alice's trace"
+
+# The TLS connection carrying the allocation is torn down mid-call (`ss -K` in A, as a middlebox reset
+# would): the client connects again, allocates again and trickles the new relayed address; B follows.
+client b bob.phone answer --auto --ring-for 0.5 --timeout 40 --tone 1000 \
+  "${common[@]}" >"$RESULTS/bob-reset.out" 2>"$RESULTS/bob-reset.err" &
+bob=$!; PIDS+=($bob)
+wait_for_callee "$RESULTS/bob-reset.out"
+client a alice.phone call bob --timeout 30 --hold 8 --tone 440 \
+  "${common[@]}" >"$RESULTS/alice-reset.out" 2>"$RESULTS/alice-reset.err" &
+alice=$!; PIDS+=($alice)
+for _ in $(seq 1 200); do grep -q '^first audio decrypted' "$RESULTS/alice-reset.out" 2>/dev/null && break; sleep 0.05; done
+sleep 3
+"$TOPO" exec a ss -K dst "$SRV1" dport = 5349 >"$RESULTS/ss-kill.txt" 2>&1
+wait "$alice"; wait "$bob"
+pa=$(played "$RESULTS/alice-reset.out"); pb=$(played "$RESULTS/bob-reset.out")
+# 8 s of audio each way is 400 frames; at most 2 s missing leaves at least 290 (start-up included).
+if grep -q "carrying our allocation closed; connecting again" "$RESULTS/alice-reset.out" \
+   && grep -q "^media: TURN: relayed .* (replacing " "$RESULTS/alice-reset.out" \
+   && [ "${pa:-0}" -ge 290 ] && [ "${pb:-0}" -ge 290 ]; then
+  pass "TLS connection reset mid-call" "audio both ways (${pa}/${pb} of ~400 frames); $(grep -m1 '(replacing ' "$RESULTS/alice-reset.out" | cut -c8-140)"
+else
+  fail "TLS connection reset mid-call" "played ${pa:-0}/${pb:-0} (want >= 290 each); alice's trace: $(grep '^media: TURN' "$RESULTS/alice-reset.out" | tr '\n' ';' | cut -c1-400)"
+fi
 echo "raw output in $RESULTS"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

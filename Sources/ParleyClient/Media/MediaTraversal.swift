@@ -309,12 +309,45 @@ struct MediaTraversal {
         return out
     }
 
+    /// The TCP or TLS connection `index` to a TURN server closed (reset, the network dropped it). If it
+    /// carried the allocation in use, that allocation is gone with it (RFC 8656 §3.1: a stream allocation
+    /// lives as long as its connection): open a new connection of the same kind to the same server and
+    /// allocate again; the new relayed address goes out as a trickled candidate, as in ``reallocate(now:)``.
+    /// A connection that was not in use (a fallback that lost the race) is just forgotten.
+    mutating func streamClosed(_ index: Int, now: UInt64) -> [Output] {
+        guard turns.indices.contains(index), turns[index].stream, !turns[index].client.isFinished else { return [] }
+        // The allocation went with the connection: stop its client (what close would send has nowhere to go).
+        _ = turns[index].client.close(now: now)
+        guard index == chosen || index == reallocating else { return [] }
+        if reallocating == index { reallocating = nil }
+        let address = turns[index].server
+        guard lastReallocation.map({ now >= $0 + Self.reallocationInterval }) ?? true,
+            let server = settings.turn.first(where: { STUNAddress($0.address) == turns[index].client.server }),
+            let stunAddress = STUNAddress(server.address)
+        else { return [.note("TURN: the connection to \(address) closed")] }
+        lastReallocation = now
+        let tls = streamsOverTLS.contains(index)
+        var client = TURNClient(
+            configuration: .init(server: stunAddress, username: server.username, password: server.password, transport: .stream))
+        let actions = client.start(now: now)
+        let fresh = turns.count
+        turns.append((address, client, now, true))
+        if tls { streamsOverTLS.insert(fresh) }
+        reallocating = fresh
+        var out: [Output] = [.note("TURN: the connection to \(address) carrying our allocation closed; connecting again")]
+        out.append(.connectStream(index: fresh, to: address, tls: tls))
+        out += actions.compactMap { if case .send(let bytes) = $0 { toServer(fresh, bytes) } else { nil } }
+        return out
+    }
+
     /// The replacement allocation answered: its relayed address becomes our relayed candidate.
     mutating func reallocated(_ i: Int, relayed: STUNAddress, mapped: STUNAddress?, now: UInt64) -> [Output] {
         reallocating = nil
+        chosen = i
         heardFromRelay = now
         var out: [Output] = [.note("TURN: relayed \(relayed) via \(turns[i].server) (replacing \(relay?.address.description ?? "-"))")]
         let candidate = ICECandidate(type: .relayed, address: relayed.socketAddress(), foundation: 3 + UInt32(i), base: 1)
+        let previous = relay
         relay = candidate
         advertised.append(candidate)
         out.append(.gathered(candidate))
@@ -326,7 +359,16 @@ struct MediaTraversal {
             advertised.append(srflx)
             out.append(.gathered(srflx))
         }
-        for key in agents.keys { agents[key]!.addLocal(candidate) }
+        // The relayed base's pairs now stand for the new address and are checked (and nominated) again.
+        for key in agents.keys {
+            out += runAgent(key, now: now) { agent in
+                guard let previous else {
+                    agent.addLocal(candidate)
+                    return []
+                }
+                return agent.replaceLocal(previous, with: candidate, now: now)
+            }
+        }
         return out
     }
 

@@ -45,6 +45,16 @@ final class TURNStreamHandler: ChannelInboundHandler {
         engine.channel.flush()
     }
 
+    func channelInactive(context: ChannelHandlerContext) {
+        // The connection ended (reset, a dead network): an allocation it carried is gone too. At hang-up
+        // the engine closes its connections itself; nothing to replace then.
+        if !engine.closed {
+            engine.emit(engine.traversal.streamClosed(index, now: engine.now))
+            engine.channel.flush()
+        }
+        context.fireChannelInactive()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
     }

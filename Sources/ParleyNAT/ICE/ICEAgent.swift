@@ -161,6 +161,38 @@ public struct ICEAgent: Sendable {
         for remote in remotes { addPair(candidate, remote) }
     }
 
+    /// A local candidate was replaced by another on the same base (a TURN allocation made again under a
+    /// new relayed address): its pairs now stand for the new one and are checked again, and if the
+    /// selected pair was among them the selection starts over, so the peer sees nominated checks from the
+    /// new address and selects it too.
+    public mutating func replaceLocal(_ old: ICECandidate, with new: ICECandidate, now: UInt64) -> [Action] {
+        guard let li = locals.firstIndex(of: old), old.base == new.base else {
+            addLocal(new)
+            return []
+        }
+        locals[li] = new
+        var touchedSelected = false
+        for i in pairs.indices where pairs[i].pair.local == old {
+            pairs[i].pair = ICEPair(local: new, remote: pairs[i].pair.remote)
+            if i == selectedIndex { touchedSelected = true }
+            pairs[i].state = .waiting
+            pairs[i].nominated = false
+            pairs[i].transaction = nil
+            pairs[i].lastSuccess = nil
+        }
+        sortPairs()
+        nextCheck = now
+        guard touchedSelected, let s = selectedIndex else { return [] }
+        let lost = pairs[s].pair
+        selectedIndex = nil
+        for i in pairs.indices {
+            pairs[i].state = .waiting
+            pairs[i].nominated = false
+            pairs[i].transaction = nil
+        }
+        return [.consentLost(lost)]
+    }
+
     /// The best pair that works to `remote` (media may arrive from, and be answered to, any working pair).
     public func workingPair(to remote: SocketAddress) -> ICEPair? {
         pairs.first { $0.pair.remote.address == remote && ($0.state == .succeeded || $0.lastSuccess != nil) }?.pair
