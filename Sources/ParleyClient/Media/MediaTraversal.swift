@@ -322,22 +322,13 @@ struct MediaTraversal {
         if reallocating == index { reallocating = nil }
         let address = turns[index].server
         guard lastReallocation.map({ now >= $0 + Self.reallocationInterval }) ?? true,
-            let server = settings.turn.first(where: { STUNAddress($0.address) == turns[index].client.server }),
-            let stunAddress = STUNAddress(server.address)
+            let server = settings.turn.first(where: { STUNAddress($0.address) == turns[index].client.server })
         else { return [.note("TURN: the connection to \(address) closed")] }
         lastReallocation = now
-        let tls = streamsOverTLS.contains(index)
-        var client = TURNClient(
-            configuration: .init(server: stunAddress, username: server.username, password: server.password, transport: .stream))
-        let actions = client.start(now: now)
-        let fresh = turns.count
-        turns.append((address, client, now, true))
-        if tls { streamsOverTLS.insert(fresh) }
+        let note = Output.note("TURN: the connection to \(address) carrying our allocation closed; connecting again")
+        guard let (fresh, out) = openStream(to: address, server, tls: streamsOverTLS.contains(index), now: now) else { return [] }
         reallocating = fresh
-        var out: [Output] = [.note("TURN: the connection to \(address) carrying our allocation closed; connecting again")]
-        out.append(.connectStream(index: fresh, to: address, tls: tls))
-        out += actions.compactMap { if case .send(let bytes) = $0 { toServer(fresh, bytes) } else { nil } }
-        return out
+        return [note] + out
     }
 
     /// The replacement allocation answered: its relayed address becomes our relayed candidate.
@@ -385,23 +376,31 @@ struct MediaTraversal {
         let waited = (tls ? 2 : 1) * settings.streamFallbackDelay / 1000
         var out: [Output] = [.note("TURN: no allocation after \(waited) ms; trying \(tls ? "TLS" : "TCP")")]
         for server in settings.turn {
-            guard let stunAddress = STUNAddress(server.address) else { continue }
             var address = server.address
             if tls {
                 guard let port = server.tlsPort, let withPort = try? SocketAddress(ipAddress: server.address.ipAddress ?? "", port: port)
                 else { continue }
                 address = withPort
             }
-            var client = TURNClient(
-                configuration: .init(server: stunAddress, username: server.username, password: server.password, transport: .stream))
-            let actions = client.start(now: now)
-            let index = turns.count
-            turns.append((address, client, now, true))
-            if tls { streamsOverTLS.insert(index) }
-            out.append(.connectStream(index: index, to: address, tls: tls))
-            out += actions.compactMap { if case .send(let bytes) = $0 { toServer(index, bytes) } else { nil } }
+            out += openStream(to: address, server, tls: tls, now: now)?.out ?? []
         }
         return out
+    }
+
+    /// A new TCP (or TLS) connection to `address` with a TURN client allocating through it; its index in
+    /// `turns`, and what to do (connect, then the Allocate, held until connected).
+    mutating func openStream(to address: SocketAddress, _ server: TraversalSettings.TURNServer, tls: Bool,
+                             now: UInt64) -> (index: Int, out: [Output])? {
+        guard let stunAddress = STUNAddress(server.address) else { return nil }
+        var client = TURNClient(
+            configuration: .init(server: stunAddress, username: server.username, password: server.password, transport: .stream))
+        let actions = client.start(now: now)
+        let index = turns.count
+        turns.append((address, client, now, true))
+        if tls { streamsOverTLS.insert(index) }
+        var out: [Output] = [.connectStream(index: index, to: address, tls: tls)]
+        out += actions.compactMap { if case .send(let bytes) = $0 { toServer(index, bytes) } else { nil } }
+        return (index, out)
     }
 
     mutating func turnOutputs(_ actions: [TURNClient.Action], now: UInt64) -> [Output] {
