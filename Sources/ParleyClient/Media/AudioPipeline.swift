@@ -174,11 +174,16 @@ final class AudioPipeline {
         if echoed != 0 { rtt.record(echoedTime: echoed, holdTime: get(16, 4), now: now) }
         peerLossPercent = Double(get(20, 2)) / 10
         peerJitterMilliseconds = Double(get(22, 2)) / 10
-        // Bandwidth: only when the path shows congestion — loss together with a queue building up (RTT
-        // 80 ms above its minimum) — is what arrived taken as what the path can carry. Random loss on an
-        // uncongested path keeps the RTT flat and leaves the bitrate to the loss rule.
+        // Bandwidth: only when the path shows congestion — loss together with a queue building up (the
+        // smoothed RTT 80 ms above its minimum) — is what arrived taken as what the path can carry. Random
+        // loss on an uncongested path keeps the RTT flat and leaves the bitrate to the loss rule. The
+        // smoothed RTT, not the latest sample: with ±30 ms of jitter each way single samples lie 80 ms above
+        // the minimum often enough to cut the bitrate, and with it Opus's in-band FEC, on a path that has
+        // no queue at all (netlab at 20 % loss: 9.4 % of frames concealed instead of ~5 %).
         let received = Int(get(24, 4))
-        if peerLossPercent >= 2, received > 0, let latest = rtt.latest, let minimum = rtt.minimum, latest > minimum + 80_000 {
+        if peerLossPercent >= 2, received > 0, let smoothed = rtt.smoothed, let minimum = rtt.minimum,
+            smoothed > Double(minimum + 80_000)
+        {
             bandwidthEstimate = max(0, received - Self.packetOverhead * 8 * 50)
         } else {
             bandwidthEstimate = nil

@@ -76,6 +76,7 @@ public final class CallMediaEngine: @unchecked Sendable {
     var audio: AudioPipeline?
     var tick: UInt64 = 0
     var nextReport: UInt64 = 0
+    var reportsSent = 0
     var reportedFinish = false
     var timer: Scheduled<Void>?
     var closed = false
@@ -384,7 +385,11 @@ public final class CallMediaEngine: @unchecked Sendable {
                     actions += sent
                 }
                 if now >= nextReport {
-                    nextReport = now + 1_000_000
+                    // The first reports come quickly, so the peer's encoder learns the loss (and turns its
+                    // in-band FEC on) within a few hundred milliseconds of the first audio rather than after
+                    // a second and more; then one a second. (The first, at the first tick, has nothing yet.)
+                    nextReport = now + (reportsSent < 3 ? 250_000 : 1_000_000)
+                    reportsSent += 1
                     // A fresh clock reading: the report's time stamp is what the peer's RTT is measured from,
                     // so the encoding work of this tick must not count as network time.
                     let stamp = self.now
