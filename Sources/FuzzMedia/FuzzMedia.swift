@@ -7,7 +7,7 @@ import ParleyNAT
 import ParleyWire
 
 /// libFuzzer entry point for the call media parsers and state machines (docs/PROTOCOL.md §5–6): one input
-/// through the media header and handshake datagram parsers, offer/answer payloads, ICE candidate, credential
+/// through the media header, handshake datagram and audio payload parsers, offer/answer payloads, ICE candidate, credential
 /// and `cand` payload parsers, the media opener (nothing opens under a key it was not sealed with, nothing
 /// opens twice, a packet sealed from the input opens to exactly the input, once), both roles of the call core, an ICE agent, the gatherer,
 /// a TURN client, the WAV reader and the Opus decoder. Any crash, trap or broken invariant is a finding.
@@ -41,6 +41,11 @@ enum MediaFuzz {
         }
         if let datagram = MediaHandshakeDatagram(parsing: bytes) {
             precondition(MediaHandshakeDatagram(parsing: datagram.bytes) == datagram, "handshake datagram round trip")
+        }
+        for type in MediaPacketType.allCases {
+            if let audio = AudioPayload(parsing: bytes, type: type) {
+                precondition(audio.bytes == bytes && audio.type == type, "audio payload does not re-encode to its bytes")
+            }
         }
         if let offer = try? CallOffer(decoding: bytes) { _ = offer.encoded }
         if let answer = try? CallAnswer(decoding: bytes) { _ = answer.encoded }
@@ -148,6 +153,7 @@ struct FuzzMediaReplay {
         let callee = try CalleeHandshake(callID: MediaFuzz.call.text, offer: handshake.offer)
         let seeds: [String: [UInt8]] = [
             "media-audio": try sealer.seal(.audio, [0, 0, 0, 1, 0xF8, 0xFF, 0xFE]),
+            "audio-redundant": AudioPayload(frame: 9, opus: [0xF8, 0xFF, 0xFE], redundant: [.init(distance: 2, opus: [0xF8, 0xFF, 0xFE])]).bytes,
             "hello": MediaHandshakeDatagram.hello(call: MediaFuzz.call, device: SignalName("phone")!, signedAnswer: [1] + [UInt8](repeating: 0, count: 64) + callee.answer).bytes,
             "reveal": MediaHandshakeDatagram.reveal(call: MediaFuzz.call, ephemeral: [UInt8](repeating: 9, count: 32)).bytes,
             "offer": handshake.offer,

@@ -29,6 +29,57 @@ final class AudioPipelineTests: XCTestCase {
         XCTAssertNil(a.bandwidthEstimate, "random loss on a flat RTT is not a bandwidth limit")
     }
 
+    /// A 28-byte receiver report (PROTOCOL §5.5) with the given loss, nothing to echo.
+    func report(lossPermille: UInt16, time: UInt64) -> [UInt8] {
+        var out: [UInt8] = (0..<8).reversed().map { UInt8(truncatingIfNeeded: time >> (8 * UInt64($0))) }
+        out += [UInt8](repeating: 0, count: 12)
+        out += [UInt8(lossPermille >> 8), UInt8(truncatingIfNeeded: lossPermille), 0, 0, 0, 0, 0, 0]
+        return out
+    }
+
+    func testHeavyLossSendsACopyOfTheFrameTwoBackAndTheReceiverPlaysIt() throws {
+        let a = try pipeline()
+        let b = try pipeline()
+        var sent: [UInt64: [UInt8]] = [:]
+        func send() throws -> (UInt64, [UInt8], [AudioPayload.Redundant]) {
+            let (frame, opus) = try XCTUnwrap(try a.nextFrame())
+            sent[frame] = opus
+            return (frame, opus, a.redundantCopies(for: frame))
+        }
+        // Light loss: no copies.
+        a.receivedReport(report(lossPermille: 20, time: 1), sequence: 0, now: 1_000)
+        for _ in 0..<3 { XCTAssertEqual(try send().2, []) }
+        // 20 % reported: every packet carries the frame two back, byte for byte.
+        a.receivedReport(report(lossPermille: 200, time: 2), sequence: 1, now: 2_000)
+        XCTAssertTrue(a.redundancy.enabled)
+        var t: UInt64 = 100_000
+        var lostOwnPackets: Set<UInt64> = []
+        for i in 0..<100 {
+            let (frame, opus, copies) = try send()
+            XCTAssertEqual(copies, [AudioPayload.Redundant(distance: 2, opus: sent[frame - 2]!)])
+            // b: frames 40 and 41 lose their own packets; the copies in 42 and 43 stand in for them.
+            if frame == 40 || frame == 41 {
+                lostOwnPackets.insert(frame)
+            } else {
+                b.received(frame: frame, opus: opus, sequence: UInt64(i), now: t)
+                for copy in copies {
+                    b.receivedRedundant(frame: frame - UInt64(copy.distance), opus: copy.opus, distance: UInt64(copy.distance), now: t)
+                }
+            }
+            try b.playout(now: t)
+            t += 20_000
+        }
+        XCTAssertEqual(lostOwnPackets, [40, 41])
+        XCTAssertGreaterThan(b.jitter.statistics.played, 90)
+        XCTAssertEqual(b.jitter.statistics.playedFromRedundancy, 2)
+        XCTAssertEqual(b.jitter.statistics.concealed, 0)
+        // The loss goes away: so do the copies (two reports: the policy judges the running average).
+        a.receivedReport(report(lossPermille: 10, time: 3), sequence: 2, now: 3_000_000)
+        a.receivedReport(report(lossPermille: 10, time: 4), sequence: 3, now: 4_000_000)
+        XCTAssertFalse(a.redundancy.enabled)
+        XCTAssertEqual(try send().2, [])
+    }
+
     func testCongestionLowersTheBitrateToWhatArrived() throws {
         let a = try pipeline()
         let b = try pipeline()

@@ -78,7 +78,8 @@ def capture(pcap, keylog, dumps):
     out = subprocess.run(["tshark", "-r", pcap, "-Y", "udp", "-T", "fields", "-e", "udp.payload"],
                          capture_output=True, text=True, check=True).stdout.split()
     media = [bytes.fromhex(h.replace(":", "")) for h in out if h]
-    media = [m for m in media if len(m) > 7 + 16 and 0x80 <= m[0] < 0xC0 and (m[0] >> 4) & 3 == 1 and m[0] & 7 == 1]
+    # Audio is type 1, or type 4 when the sender adds copies of earlier frames (PROTOCOL §5.4).
+    media = [m for m in media if len(m) > 7 + 16 and 0x80 <= m[0] < 0xC0 and (m[0] >> 4) & 3 == 1 and m[0] & 7 in (1, 4)]
     opened = matched = 0
     ciphers = []
     for suite, _, s in secrets:
@@ -93,6 +94,11 @@ def capture(pcap, keylog, dumps):
             except Exception:
                 continue
             opened += 1
+            if m[0] & 7 == 4:
+                # frame (4) || r (1) || r x (distance (1) || length (2)) || copies || the frame's own packet
+                r = pt[4]
+                skip = 5 + 3 * r + sum(int.from_bytes(pt[5 + 3 * i + 1:5 + 3 * i + 3], "big") for i in range(r))
+                pt = pt[:4] + pt[skip:]
             matched += pt in plain
             break
     say(len(media) >= 100 and opened == len(media) and matched == opened, "capture-media-is-ciphertext",

@@ -1,4 +1,5 @@
 import ParleyMedia
+import ParleyWire
 
 /// Where a call's outgoing audio comes from.
 public enum AudioSource: Sendable {
@@ -44,6 +45,10 @@ final class AudioPipeline {
     /// for random loss starves Opus's in-band FEC (LBRR needs bits), which conceals more, not less: the
     /// high-loss bitrate is therefore the preferred one.
     var rate = RateController(configuration: .init(preferredBitrate: 32_000, highLossBitrate: 32_000))
+    /// Copies of earlier frames under heavy loss (docs/PROTOCOL.md §5.4).
+    var redundancy = RedundancyPolicy()
+    /// The last frames sent (frame index, Opus packet), newest last, for the copies.
+    private var recentlySent: [(frame: UInt64, opus: [UInt8])] = []
     var source: AudioSource
     var sourcePosition = 0
     var tone: ToneGenerator?
@@ -110,7 +115,25 @@ final class AudioPipeline {
         let packet = try encoder.encode(pcm)
         if OpusEncoder.isDTXPacket(packet) { return nil }
         sentPackets += 1
+        recentlySent.append((index, packet))
+        if recentlySent.count > Int(redundancy.distance) + 1 { recentlySent.removeFirst() }
         return (index, packet)
+    }
+
+    /// The copies of earlier frames to send with `frame` (just returned by ``nextFrame()``): none unless
+    /// the policy is on; then the frame ``RedundancyPolicy/distance`` back, if it was sent (DTX leaves
+    /// gaps) and its index is not before the call's first frame.
+    func redundantCopies(for frame: UInt64) -> [AudioPayload.Redundant] {
+        guard redundancy.enabled, frame >= UInt64(redundancy.distance), frame <= UInt64(UInt32.max) else { return [] }
+        let wanted = frame - UInt64(redundancy.distance)
+        guard let earlier = recentlySent.first(where: { $0.frame == wanted }) else { return [] }
+        return [AudioPayload.Redundant(distance: redundancy.distance, opus: earlier.opus)]
+    }
+
+    /// Bytes of redundant copies received since the last report (they count toward the received rate).
+    func receivedRedundant(frame: UInt64, opus: [UInt8], distance: UInt64, now: UInt64) {
+        receivedBytes += UInt64(opus.count + 3)
+        jitter.insertRedundant(frame: frame, payload: opus, distance: distance, arrival: now)
     }
 
     /// A decrypted audio packet arrived.
@@ -188,6 +211,7 @@ final class AudioPipeline {
         } else {
             bandwidthEstimate = nil
         }
+        redundancy.update(lossFraction: peerLossPercent / 100, congested: bandwidthEstimate != nil)
         let decision = rate.update(lossFraction: peerLossPercent / 100, bandwidthEstimate: bandwidthEstimate, now: now)
         if decision.changed {
             try? encoder.setBitrate(decision.bitrate)

@@ -28,6 +28,9 @@ public struct CallMediaCore: Sendable {
         case mediaStarted(device: SignalName, peer: SocketAddress)
         /// A decrypted audio payload (frame index, Opus packet) and its sequence number.
         case audio(frame: UInt64, opus: [UInt8], sequence: UInt64)
+        /// A copy of an earlier frame carried by the audio packet just delivered (docs/PROTOCOL.md §5.4):
+        /// frame `frame` again, sent `distance` frames after its own packet. Follows that packet's ``audio``.
+        case redundantAudio(frame: UInt64, opus: [UInt8], distance: UInt64)
         /// A decrypted receiver report and its sequence number.
         case report([UInt8], sequence: UInt64)
         /// Caller: send this reveal to `device` through signaling as well (it accepted, maybe unreachable).
@@ -231,13 +234,12 @@ public struct CallMediaCore: Sendable {
         return []
     }
 
-    /// Seals and sends an audio frame (`frame` index, Opus packet) to the peer, if media is active.
-    public mutating func sendAudio(frame: UInt64, opus: [UInt8], now: UInt64) -> [Action] {
-        var payload: [UInt8] = []
-        payload.reserveCapacity(4 + opus.count)
-        for shift in stride(from: 24, through: 0, by: -8) { payload.append(UInt8(truncatingIfNeeded: frame >> UInt64(shift))) }
-        payload += opus
-        return sendProtected(.audio, payload, now: now)
+    /// Seals and sends an audio frame (`frame` index, Opus packet) to the peer, if media is active, with
+    /// copies of earlier frames when `redundant` holds some (an `audioRedundant` packet). The frame index
+    /// is 32 bits on the wire.
+    public mutating func sendAudio(frame: UInt64, opus: [UInt8], redundant: [AudioPayload.Redundant] = [], now: UInt64) -> [Action] {
+        let payload = AudioPayload(frame: UInt32(truncatingIfNeeded: frame), opus: opus, redundant: redundant)
+        return sendProtected(payload.type, payload.bytes, now: now)
     }
 
     /// Seals and sends a receiver report, if media is active.
@@ -418,10 +420,11 @@ public struct CallMediaCore: Sendable {
 
     func deliver(_ opened: MediaOpener.Opened) -> [Action] {
         switch opened.type {
-        case .audio:
-            guard opened.plaintext.count > 4 else { return [] }
-            let frame = opened.plaintext.prefix(4).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            return [.audio(frame: frame, opus: Array(opened.plaintext.dropFirst(4)), sequence: opened.sequence)]
+        case .audio, .audioRedundant:
+            guard let audio = AudioPayload(parsing: opened.plaintext, type: opened.type) else { return [] }
+            let frame = UInt64(audio.frame)
+            return [.audio(frame: frame, opus: audio.opus, sequence: opened.sequence)]
+                + audio.redundant.map { .redundantAudio(frame: frame - UInt64($0.distance), opus: $0.opus, distance: UInt64($0.distance)) }
         case .report:
             return [.report(opened.plaintext, sequence: opened.sequence)]
         case .bye:

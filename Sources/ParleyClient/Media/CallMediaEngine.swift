@@ -380,7 +380,7 @@ public final class CallMediaEngine: @unchecked Sendable {
         if core.mediaActive {
             do {
                 if let (frame, opus) = try audio.nextFrame() {
-                    let sent = core.sendAudio(frame: frame, opus: opus, now: now)
+                    let sent = core.sendAudio(frame: frame, opus: opus, redundant: audio.redundantCopies(for: frame), now: now)
                     if let mediaDump, !sent.isEmpty { Self.append("\(frame) \(Self.hex(opus))\n", to: mediaDump) }
                     actions += sent
                 }
@@ -412,7 +412,7 @@ public final class CallMediaEngine: @unchecked Sendable {
 
     func sendFrameNow() {
         guard var core, let audio, core.mediaActive, let (frame, opus) = try? audio.nextFrame() else { return }
-        let actions = core.sendAudio(frame: frame, opus: opus, now: now)
+        let actions = core.sendAudio(frame: frame, opus: opus, redundant: audio.redundantCopies(for: frame), now: now)
         if let mediaDump, !actions.isEmpty { Self.append("\(frame) \(Self.hex(opus))\n", to: mediaDump) }
         self.core = core
         perform(actions)
@@ -528,6 +528,8 @@ public final class CallMediaEngine: @unchecked Sendable {
                 let first = audio.firstDecrypted == nil
                 audio.received(frame: frame, opus: opus, sequence: sequence, now: now)
                 if first { continuation.yield(.firstAudio(wallMicros: Self.wallMicros)) }
+            case .redundantAudio(let frame, let opus, let distance):
+                audio?.receivedRedundant(frame: frame, opus: opus, distance: distance, now: now)
             case .report(let bytes, let sequence):
                 audio?.receivedReport(bytes, sequence: sequence, now: now)
             case .revealThroughSignaling(let bytes):

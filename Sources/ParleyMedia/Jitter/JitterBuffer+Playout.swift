@@ -22,6 +22,11 @@ extension JitterBuffer {
         case .playing:
             break
         }
+        if let redundancy, now >= redundancy.lastArrival, now - redundancy.lastArrival > configuration.redundancyMemory {
+            // The copies stopped: give the room back (the target then decays at the usual rate).
+            self.redundancy = nil
+            windowTarget = clampTarget(history.deviation(percentile: configuration.percentile))
+        }
         decayTarget()
         ticksSinceStretch &+= 1
         ticksSinceDrop &+= 1
@@ -38,10 +43,10 @@ extension JitterBuffer {
             delay -= frame
         }
         record(delay: delay)
-        let due = slots[slotIndex(nextFrame)].flatMap { $0.frame == nextFrame ? $0.payload : nil }
+        let due = slots[slotIndex(nextFrame)].flatMap { $0.frame == nextFrame ? $0 : nil }
         let grow = delay < lower && ticksSinceStretch >= configuration.stretchSpacing
 
-        guard let payload = due else {
+        guard let due else {
             return missing(grow: grow)
         }
         // Grow: hold the due frame one more tick behind an inserted concealment.
@@ -53,13 +58,13 @@ extension JitterBuffer {
         // Shrink by dropping a present frame, rarely, and only into a frame that is also present.
         if delay - frame >= lower, ticksSinceDrop >= configuration.dropSpacing, let following = take(nextFrame &+ 1) {
             _ = take(nextFrame)
-            advance(received: true)
+            advance(received: !due.redundant)
             statistics.skipped += 1
             ticksSinceDrop = 0
             return play(following)
         }
         _ = take(nextFrame)
-        return play(payload)
+        return play(due)
     }
 
     /// The due frame is missing: stretch, rebuild from FEC, conceal, or fall silent.
@@ -90,22 +95,25 @@ extension JitterBuffer {
         return .conceal
     }
 
-    /// Plays a frame already removed from its slot (the position has not advanced past it yet).
-    private mutating func play(_ payload: [UInt8]) -> Output {
-        advance(received: true)
+    /// Plays a frame already removed from its slot (the position has not advanced past it yet). A frame
+    /// played from a redundant copy is not marked received: its own packet, if it still comes, is late and
+    /// is counted and measured as such.
+    private mutating func play(_ slot: Slot) -> Output {
+        advance(received: !slot.redundant)
         missingRun = 0
         isSilent = false
         statistics.played += 1
-        return .frame(payload)
+        if slot.redundant { statistics.playedFromRedundancy += 1 }
+        return .frame(slot.payload)
     }
 
-    /// Removes and returns the stored payload of `frame`, if stored.
-    private mutating func take(_ frame: UInt64) -> [UInt8]? {
+    /// Removes and returns the stored slot of `frame`, if stored.
+    private mutating func take(_ frame: UInt64) -> Slot? {
         let index = slotIndex(frame)
         guard let slot = slots[index], slot.frame == frame else { return nil }
         slots[index] = nil
         bufferedFrames -= 1
-        return slot.payload
+        return slot
     }
 
     /// Moves the playout position one frame on, remembering whether the passed frame was received.

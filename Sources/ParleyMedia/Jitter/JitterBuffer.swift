@@ -35,6 +35,15 @@
 /// delay less half a frame past the reference transit — for in-order arrival, the first packet's arrival
 /// plus the target (within half a frame). Until then every tick is ``Output/silence``.
 ///
+/// ## Redundant copies
+/// A sender under heavy loss may carry an earlier frame's packet again in a later datagram (docs/PROTOCOL.md
+/// §5.4). ``insertRedundant(frame:payload:distance:arrival:)`` stores such a copy only where its frame is
+/// still due and missing; it never counts as a received packet and never enters the transit window (it
+/// left the sender `distance` frames late on purpose). While copies of distance `d` keep coming (within
+/// ``Configuration/redundancyMemory`` of arrival time), the target delay is raised by `d` frames less half
+/// a frame, so the copy of a lost frame arrives before its tick rather than just after; a frame played from a copy
+/// counts as played and also in ``Statistics/playedFromRedundancy``.
+///
 /// ## Resync and memory
 /// At most ``Configuration/capacity`` frames are stored, at ring positions `frame mod capacity` ahead of
 /// the playout position. A packet outside the acceptance window — ahead by capacity or more, or behind by
@@ -80,6 +89,8 @@ public struct JitterBuffer: Sendable {
         /// Arrival-time span those packets must cover (default 100 ms), so a burst of stale packets
         /// released after a network stall does not trigger a resync.
         public var resyncSpan: UInt64
+        /// How long after the last redundant copy the target keeps the room for copies (default 2 s).
+        public var redundancyMemory: UInt64
 
         /// Defaults as documented on each property; `initialDelay` defaults to `minDelay`.
         public init(
@@ -94,7 +105,8 @@ public struct JitterBuffer: Sendable {
             dropSpacing: Int = 25,
             concealLimit: Int = 5,
             resyncPackets: Int = 3,
-            resyncSpan: UInt64 = 100_000
+            resyncSpan: UInt64 = 100_000,
+            redundancyMemory: UInt64 = 2_000_000
         ) {
             precondition(minDelay <= maxDelay, "minDelay above maxDelay")
             precondition(capacity >= 2, "capacity below two frames")
@@ -111,6 +123,7 @@ public struct JitterBuffer: Sendable {
             self.concealLimit = max(concealLimit, 0)
             self.resyncPackets = max(resyncPackets, 1)
             self.resyncSpan = resyncSpan
+            self.redundancyMemory = redundancyMemory
         }
     }
 
@@ -138,8 +151,13 @@ public struct JitterBuffer: Sendable {
         public var late = 0
         /// Packets whose frame was already stored or already received (dropped).
         public var duplicate = 0
-        /// Ticks that played a received frame (``Output/frame(_:)``).
+        /// Ticks that played a received frame (``Output/frame(_:)``), its own packet or a redundant copy.
         public var played = 0
+        /// Of ``played``, frames whose own packet never came in time and that a later packet's redundant
+        /// copy supplied.
+        public var playedFromRedundancy = 0
+        /// Redundant copies handed to ``JitterBuffer/insertRedundant(frame:payload:distance:arrival:)``.
+        public var redundantReceived = 0
         /// Ticks that rebuilt a missing frame from the next frame's FEC (``Output/recover(fromNext:)``).
         public var recoveredByFEC = 0
         /// Ticks that concealed a missing frame (``Output/conceal`` standing in for a lost or late frame).
@@ -184,6 +202,8 @@ public struct JitterBuffer: Sendable {
     struct Slot: Sendable {
         var frame: UInt64
         var payload: [UInt8]
+        /// Stored from a redundant copy (the frame's own packet did not come first).
+        var redundant = false
     }
 
     /// Consecutive out-of-window packets seen so far.
@@ -217,6 +237,8 @@ public struct JitterBuffer: Sendable {
     var ticksSinceStretch = Int.max / 2
     var ticksSinceDrop = Int.max / 2
     var evidence: ResyncEvidence?
+    /// The largest distance of the redundant copies arriving, and when the last one came.
+    var redundancy: (distance: UInt64, lastArrival: UInt64)?
 
     /// A buffer with the given tunables.
     public init(configuration: Configuration = Configuration()) {
@@ -277,6 +299,45 @@ public struct JitterBuffer: Sendable {
         }
     }
 
+    /// Accepts a redundant copy of `frame` that arrived `distance` frames late, inside a later packet.
+    ///
+    /// The copy fills the frame's slot when the frame is still ahead of the playout position, inside the
+    /// window, and not stored; otherwise it is dropped without a count (its frame was received, played,
+    /// passed or is out of range: a copy is never evidence of anything). Before playout starts, copies are
+    /// ignored: the first packets anchor the timeline.
+    public mutating func insertRedundant(frame: UInt64, payload: [UInt8], distance: UInt64, arrival: UInt64) {
+        statistics.redundantReceived += 1
+        // The room follows the largest distance among the copies still coming.
+        if let current = redundancy, arrival >= current.lastArrival,
+            arrival - current.lastArrival <= configuration.redundancyMemory, current.distance > distance {
+            redundancy = (current.distance, arrival)
+        } else {
+            redundancy = (max(distance, 1), arrival)
+            refreshTarget()
+        }
+        guard case .playing = phase, frame >= nextFrame, frame - nextFrame < UInt64(configuration.capacity) else { return }
+        let index = slotIndex(frame)
+        guard slots[index]?.frame != frame else { return }
+        // In the playing phase every stored frame is inside the window, so the slot is free.
+        slots[index] = Slot(frame: frame, payload: payload, redundant: true)
+        bufferedFrames += 1
+    }
+
+    /// Delay added for redundant copies of distance `d`: `d` frames less half a frame. A copy arrives `d`
+    /// frames after its frame's own packet would have; the steering plays a frame up to half a frame
+    /// before the target, so the target must be `d × 20 − 10` ms above what the own packets need.
+    var redundancyRoom: UInt64 {
+        guard let redundancy else { return 0 }
+        return redundancy.distance &* Self.frameDuration &- Self.frameDuration / 2
+    }
+
+    /// Recomputes the window's target (after the room for redundant copies changed).
+    mutating func refreshTarget() {
+        windowTarget = clampTarget(history.deviation(percentile: configuration.percentile))
+        if windowTarget > target { target = windowTarget }
+        statistics.targetDelay = target
+    }
+
     /// Starts a timeline at this packet: the buffer is empty, the transit window is fresh.
     mutating func startTimeline(frame: UInt64, payload: [UInt8], arrival: UInt64) {
         referenceFrame = frame
@@ -294,7 +355,14 @@ public struct JitterBuffer: Sendable {
     mutating func accept(frame: UInt64, payload: [UInt8], arrival: UInt64) {
         let index = slotIndex(frame)
         if slots[index]?.frame == frame {
-            statistics.duplicate += 1
+            if slots[index]!.redundant {
+                // Its copy came first: keep the copy (the same bytes), count the packet as received.
+                slots[index]!.redundant = false
+                evidence = nil
+                recordTransit(frame: frame, arrival: arrival, late: false)
+            } else {
+                statistics.duplicate += 1
+            }
             return
         }
         if slots[index] != nil {
@@ -379,9 +447,10 @@ public struct JitterBuffer: Sendable {
         statistics.targetDelay = target
     }
 
-    /// Deviation plus one frame (the tick phase), clamped to the configured range.
+    /// Deviation plus one frame (the tick phase) plus the room for redundant copies, clamped to the
+    /// configured range.
     func clampTarget(_ deviation: Int64) -> UInt64 {
-        let wanted = UInt64(max(deviation, 0)) &+ Self.frameDuration
+        let wanted = UInt64(max(deviation, 0)) &+ Self.frameDuration &+ redundancyRoom
         return min(max(wanted, configuration.minDelay), configuration.maxDelay)
     }
 

@@ -91,4 +91,7 @@ public enum MediaPacketType: UInt8, Sendable, Hashable, CaseIterable {
     case report = 2
     /// End of the media stream: the sender hung up (authenticated, so nobody else can end a call).
     case bye = 3
+    /// One Opus frame plus copies of earlier frames' packets (``AudioPayload``, docs/PROTOCOL.md §5.4),
+    /// sent while the peer reports heavy loss.
+    case audioRedundant = 4
 }
