@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # STUN Binding throughput on loopback: coturn 4.6.1 (-m 1) vs `parley serve` (release) vs a plain
-# recvmmsg/sendmmsg UDP echo server (the machine's loopback ceiling), same stunload load for all three.
+# recvmmsg/sendmmsg UDP echo server (the machine's loopback ceiling), same stunload load for all three;
+# plus, for reading the result, the same echo written on SwiftNIO with parley's socket options
+# (Sources/NIOEcho: the floor under any NIO UDP server, i.e. what NIO's datagram path costs).
 #
 #   scripts/bench-stun.sh
 #
@@ -10,7 +12,8 @@
 #   PARLEY_FLAGS="--server-threads 1"   extra `parley serve` flags. One event loop by default: the same
 #                        thread budget as coturn's -m 1, and on a 2-core machine the load generator needs
 #                        the other core. PARLEY_FLAGS="" runs parley's default (one loop per core).
-#   SKIP_BUILD=1         do not run `swift build -c release --product parley` (use the existing binary)
+#   SKIP_BUILD=1         do not run `swift build -c release --product parley` / `--product NIOEcho` (use the
+#                        existing binaries; without .build/release/NIOEcho the NIO echo series is left out)
 #   PARLEY_BIN=path      run this parley binary instead of .build/release/parley (implies SKIP_BUILD=1)
 #   BASELINE_BIN=path    also measure this parley binary (e.g. a saved build of an earlier revision),
 #                        as a fourth interleaved series "base", with the same flags: before/after figures
@@ -86,9 +89,11 @@ STUNLOAD=$WORK/bin/stunload
 PARLEY=${PARLEY_BIN:-$ROOT/.build/release/parley}
 if [ "$SKIP_BUILD" != 1 ] && [ -z "${PARLEY_BIN:-}" ]; then
   log "swift build -c release --product parley (a clean build of the dependencies takes ~9 min)"
-  (cd "$ROOT" && swift build -c release --product parley) > "$WORK/build.log" 2>&1 \
+  (cd "$ROOT" && swift build -c release --product parley && swift build -c release --product NIOEcho) > "$WORK/build.log" 2>&1 \
     || { tail -30 "$WORK/build.log" >&2; die "release build failed"; }
 fi
+NIOECHO=$ROOT/.build/release/NIOEcho
+[ -x "$NIOECHO" ] || { log "no $NIOECHO: the NIO echo series is left out"; NIOECHO=""; }
 [ -x "$PARLEY" ] || die "$PARLEY missing (build it or drop SKIP_BUILD)"
 
 # ---------------------------------------------------------------- helpers ----
@@ -174,19 +179,19 @@ start_parley() { # binary name -> sets STARTED_PID, STARTED_PORT
   STARTED_PID=$pid; STARTED_PORT=$port
 }
 
-start_echo() {
+start_echo() { # binary name -> sets STARTED_PID, STARTED_PORT
   local pid i port=""
-  "$WORK/bin/udpecho" > "$WORK/echo.out" 2> "$WORK/echo.log" &
+  "$1" > "$WORK/$2.out" 2> "$WORK/$2.log" &
   pid=$!
   PIDS+=("$pid")
   for i in $(seq 1 50); do
-    port=$(sed -n 's/^port=//p' "$WORK/echo.out")
+    port=$(sed -n 's/^port=//p' "$WORK/$2.out")
     [ -n "$port" ] && break
     sleep 0.1
   done
-  [ -n "$port" ] || die "udpecho did not start"
-  wait_probe echo "$port" "$pid" || die "udpecho does not answer"
-  ECHO_PID=$pid; ECHO_PORT=$port
+  [ -n "$port" ] || die "$2 did not start"
+  wait_probe echo "$port" "$pid" || die "$2 does not answer"
+  STARTED_PID=$pid; STARTED_PORT=$port
 }
 
 # ---------------------------------------------------------------- measurement ----
@@ -264,20 +269,23 @@ if [ -n "${BASELINE_BIN:-}" ]; then
   start_parley "$BASELINE_BIN" base; BASE_PID=$STARTED_PID; BASE_PORT=$STARTED_PORT
   log "baseline parley $BASELINE_BIN: pid $BASE_PID port $BASE_PORT"
 fi
-start_echo
-log "coturn pid $COTURN_PID port $COTURN_PORT; parley pid $PARLEY_PID port $PARLEY_PORT; echo pid $ECHO_PID port $ECHO_PORT"
+start_echo "$WORK/bin/udpecho" echo; ECHO_PID=$STARTED_PID; ECHO_PORT=$STARTED_PORT
+if [ -n "$NIOECHO" ]; then start_echo "$NIOECHO" nioecho; NIOECHO_PID=$STARTED_PID; NIOECHO_PORT=$STARTED_PORT; fi
+log "coturn pid $COTURN_PID port $COTURN_PORT; parley pid $PARLEY_PID port $PARLEY_PORT; echo pid $ECHO_PID port $ECHO_PORT${NIOECHO:+; nio echo pid $NIOECHO_PID port $NIOECHO_PORT}"
 
 # Warm-up (page faults, buffer pools, caches): one second each, not counted.
 "$STUNLOAD" -M stun -s 16 -w 4 -d 1 -q 127.0.0.1 "$COTURN_PORT" > /dev/null || true
 "$STUNLOAD" -M stun -s 16 -w 4 -d 1 -q 127.0.0.1 "$PARLEY_PORT" > /dev/null || true
 [ -z "${BASELINE_BIN:-}" ] || "$STUNLOAD" -M stun -s 16 -w 4 -d 1 -q 127.0.0.1 "$BASE_PORT" > /dev/null || true
 "$STUNLOAD" -M echo -s 16 -w 4 -d 1 -q 127.0.0.1 "$ECHO_PORT" > /dev/null || true
+[ -z "$NIOECHO" ] || "$STUNLOAD" -M echo -s 16 -w 4 -d 1 -q 127.0.0.1 "$NIOECHO_PORT" > /dev/null || true
 
 for run in $(seq 1 "$RUNS"); do
   measure coturn stun "$COTURN_PID" "$COTURN_PORT" "$run"
   measure parley stun "$PARLEY_PID" "$PARLEY_PORT" "$run"
   [ -z "${BASELINE_BIN:-}" ] || measure base stun "$BASE_PID" "$BASE_PORT" "$run"
   measure echo echo "$ECHO_PID" "$ECHO_PORT" "$run"
+  [ -z "$NIOECHO" ] || measure nioecho echo "$NIOECHO_PID" "$NIOECHO_PORT" "$run"
 done
 
 C_RATE=$(median coturn 3); P_RATE=$(median parley 3); E_RATE=$(median echo 3)
@@ -307,12 +315,19 @@ if [ -n "${BASELINE_BIN:-}" ]; then
   printf '%-22s %12.0f %16.2f %8.3f\n' "parley baseline" "$(median base 3)" "$(median base 5)" "$(median base 6)"
 fi
 printf '%-22s %12.0f %16.2f %8.3f\n' "udp echo (ceiling)" "$E_RATE" "$E_CPU" "$E_LOSS"
+if [ -n "$NIOECHO" ]; then
+  N_RATE=$(median nioecho 3)
+  printf '%-22s %12.0f %16.2f %8.3f\n' "NIO udp echo" "$N_RATE" "$(median nioecho 5)" "$(median nioecho 6)"
+fi
 echo "parley/coturn = $R_COTURN (target >= $TARGET_COTURN: $OK_C)"
 echo "parley/echo   = $R_ECHO (target >= $TARGET_ECHO: $OK_E)"
+if [ -n "$NIOECHO" ]; then
+  echo "NIO echo/echo = $(ratio "$N_RATE" "$E_RATE") (SwiftNIO's datagram path alone, no work per datagram); parley/NIO echo = $(ratio "$P_RATE" "$N_RATE")"
+fi
 if [ -n "${BASELINE_BIN:-}" ]; then
   echo "baseline: base/coturn = $(ratio "$(median base 3)" "$C_RATE"), base/echo = $(ratio "$(median base 3)" "$E_RATE"), parley/base = $(ratio "$P_RATE" "$(median base 3)")"
 fi
-echo "RESULT coturn_rate=$C_RATE parley_rate=$P_RATE echo_rate=$E_RATE coturn_cpu_us=$C_CPU parley_cpu_us=$P_CPU echo_cpu_us=$E_CPU parley_coturn=$R_COTURN parley_echo=$R_ECHO disturbed=$DISTURBED"
+echo "RESULT coturn_rate=$C_RATE parley_rate=$P_RATE echo_rate=$E_RATE coturn_cpu_us=$C_CPU parley_cpu_us=$P_CPU echo_cpu_us=$E_CPU parley_coturn=$R_COTURN parley_echo=$R_ECHO${NIOECHO:+ nioecho_rate=$N_RATE nioecho_cpu_us=$(median nioecho 5) nioecho_echo=$(ratio "$N_RATE" "$E_RATE")} disturbed=$DISTURBED"
 
 if [ "$DISTURBED" -gt 0 ]; then
   echo "UNRELIABLE: medians include disturbed runs; the target verdicts above are not to be trusted"
