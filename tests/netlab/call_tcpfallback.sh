@@ -10,7 +10,8 @@
 # Lab `port-restricted none`; in A's namespace `iptables -A OUTPUT -p udp -j DROP` (a UDP-hostile
 # network). `parley serve` with signaling, STUN and TURN (UDP and TCP on 3478) in the server namespace.
 # alice (A) calls bob (B) with --turn. Checks: audio both ways with the same SAS; alice's trace shows the
-# TCP fallback and the allocation over TCP; bob's media went to alice's relay. Needs root.
+# TCP fallback and the allocation over TCP; bob's media went to alice's relay. Then over TLS: the connection
+# reset mid-call (`ss -K`), and the connection silently blackholed mid-call: audio recovers both times. Needs root.
 set -uo pipefail
 NAME=call_tcpfallback
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -98,6 +99,34 @@ if grep -q "carrying our allocation closed; connecting again" "$RESULTS/alice-re
   pass "TLS connection reset mid-call" "audio both ways (${pa}/${pb} of ~400 frames); $(grep -m1 '(replacing ' "$RESULTS/alice-reset.out" | cut -c8-140)"
 else
   fail "TLS connection reset mid-call" "played ${pa:-0}/${pb:-0} (want >= 290 each); alice's trace: $(grep '^media: TURN' "$RESULTS/alice-reset.out" | tr '\n' ';' | cut -c1-400)"
+fi
+
+# The TLS connection carrying the allocation goes silent mid-call without closing (a NAT or firewall on the
+# way forgot it: A's namespace drops both directions of that one connection). TCP alone would notice only
+# after minutes; the client notices the relay's silence, gets no answer to its Refresh probe, closes the
+# connection itself and connects again (a new source port, which the rules do not match).
+client b bob.phone answer --auto --ring-for 0.5 --timeout 40 --tone 1000 \
+  "${common[@]}" >"$RESULTS/bob-silent.out" 2>"$RESULTS/bob-silent.err" &
+bob=$!; PIDS+=($bob)
+wait_for_callee "$RESULTS/bob-silent.out"
+client a alice.phone call bob --timeout 30 --hold 8 --tone 440 \
+  "${common[@]}" >"$RESULTS/alice-silent.out" 2>"$RESULTS/alice-silent.err" &
+alice=$!; PIDS+=($alice)
+for _ in $(seq 1 200); do grep -q '^first audio decrypted' "$RESULTS/alice-silent.out" 2>/dev/null && break; sleep 0.05; done
+sleep 3
+lport=$("$TOPO" exec a ss -Htn state established dst "$SRV1" dport = 5349 2>/dev/null | awk '{ n = split($3, a, ":"); print a[n]; exit }')
+if [ -n "$lport" ]; then
+  "$TOPO" exec a iptables -A OUTPUT -p tcp -d "$SRV1" --dport 5349 --sport "$lport" -j DROP >>"$RESULTS/iptables.log" 2>&1
+  "$TOPO" exec a iptables -A INPUT -p tcp -s "$SRV1" --sport 5349 --dport "$lport" -j DROP >>"$RESULTS/iptables.log" 2>&1
+fi
+wait "$alice"; wait "$bob"
+pa=$(played "$RESULTS/alice-silent.out"); pb=$(played "$RESULTS/bob-silent.out")
+if [ -n "$lport" ] && grep -q "carries nothing; closing it" "$RESULTS/alice-silent.out" \
+   && grep -q "^media: TURN: relayed .* (replacing " "$RESULTS/alice-silent.out" \
+   && [ "${pa:-0}" -ge 290 ] && [ "${pb:-0}" -ge 290 ]; then
+  pass "TLS connection silent mid-call" "audio both ways (${pa}/${pb} of ~400 frames; port $lport blackholed); $(grep -m1 '(replacing ' "$RESULTS/alice-silent.out" | cut -c8-140)"
+else
+  fail "TLS connection silent mid-call" "port ${lport:-?}; played ${pa:-0}/${pb:-0} (want >= 290 each); alice's trace: $(grep '^media: TURN' "$RESULTS/alice-silent.out" | tr '\n' ';' | cut -c1-500)"
 fi
 echo "raw output in $RESULTS"
 echo "$passed passed, $failed failed"

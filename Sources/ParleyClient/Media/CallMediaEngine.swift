@@ -478,6 +478,9 @@ public final class CallMediaEngine: @unchecked Sendable {
                 } else {
                     streamPending[index, default: []].append(bytes)
                 }
+            case .closeStream(let index):
+                streamPending[index] = nil
+                streams.removeValue(forKey: index)?.close(promise: nil)
             case .deliver(let bytes, let from):
                 guard var core else { continue }
                 let actions = core.receive(bytes, from: from, now: now)

@@ -58,6 +58,8 @@ struct MediaTraversal {
         case connectStream(index: Int, to: SocketAddress, tls: Bool)
         /// Write to the TCP connection `index`.
         case sendStream([UInt8], index: Int)
+        /// Close the TCP (or TLS) connection `index`: it stopped carrying anything without closing.
+        case closeStream(index: Int)
         /// A datagram for the call (media, hello, reveal), from the peer address it came from.
         case deliver([UInt8], from: SocketAddress)
         /// ICE selected (or switched to) this pair for the peer device with this ufrag.
@@ -253,12 +255,14 @@ struct MediaTraversal {
     }
 
     /// The relay went quiet or a pair through it lost consent: either our allocation is gone for us (our
-    /// NAT moved, see ``reallocate(now:)``) or the peer's side broke. One Refresh tells which: 437 (or no
-    /// answer within ``probeTimeout``) re-allocates; a success leaves the allocation alone (the peer's
-    /// recovery will bring its new candidates). Nothing happens while a probe or a re-allocation runs.
+    /// NAT moved, see ``reallocate(now:)``; over TCP/TLS, the connection died without closing — a NAT or
+    /// firewall on the way forgot it) or the peer's side broke. One Refresh tells which: 437 (or no answer
+    /// within ``probeTimeout``) replaces the allocation — over UDP by ``reallocate(now:)``, over a stream by
+    /// ``streamDead(_:now:)``; a success leaves the allocation alone (the peer's recovery will bring its new
+    /// candidates). Nothing happens while a probe or a re-allocation runs.
     mutating func probeRelay(now: UInt64) -> [Output] {
-        guard let c = chosen, !turns[c].stream, probingSince == nil, reallocating == nil else { return [] }
-        if turns[c].client.isFinished { return reallocate(now: now) }
+        guard let c = chosen, probingSince == nil, reallocating == nil else { return [] }
+        if turns[c].client.isFinished { return replaceChosen(now: now) }
         let actions = turns[c].client.refreshNow(now: now)
         guard !actions.isEmpty else { return [] }
         probingSince = now
@@ -277,7 +281,7 @@ struct MediaTraversal {
             // The allocation in use is gone (437 to the probe, an expiry, a failed replacement): replace it.
             if reallocating == chosen { reallocating = nil }
             probingSince = nil
-            return [.note("TURN: \(error)")] + reallocate(now: now)
+            return [.note("TURN: \(error)")] + replaceChosen(now: now)
         default:
             return []
         }
@@ -290,7 +294,8 @@ struct MediaTraversal {
     /// cannot be reached otherwise) the call needs a new allocation: ask the same server for one from the
     /// socket's current mapping, advertise its relayed address as a new candidate (trickled to the peer)
     /// and let ICE pick it. The old allocation is released (a harmless 437 if it is already gone for us).
-    /// UDP allocations only: a TCP/TLS allocation dies with its connection. At most one per
+    /// UDP allocations only: a TCP/TLS allocation dies with its connection (``streamDead(_:now:)``,
+    /// ``streamClosed(_:now:)``). At most one per
     /// ``reallocationInterval``, so a peer that vanished does not make us churn allocations.
     mutating func reallocate(now: UInt64) -> [Output] {
         guard let c = chosen, !turns[c].stream, reallocating == nil,
@@ -307,6 +312,21 @@ struct MediaTraversal {
         reallocating = c
         out += actions.compactMap { if case .send(let b) = $0 { toServer(c, b) } else { nil } }
         return out
+    }
+
+    /// Replaces the allocation in use, whichever transport carries it.
+    mutating func replaceChosen(now: UInt64) -> [Output] {
+        guard let c = chosen else { return [] }
+        return turns[c].stream ? streamDead(c, now: now) : reallocate(now: now)
+    }
+
+    /// The TCP or TLS connection `index` carries nothing any more but has not closed (no answer to the
+    /// probe: a NAT or firewall between us and the server dropped its state, or the path is gone). Waiting
+    /// for TCP to give up takes minutes; close it ourselves and connect again (``streamClosed(_:now:)``).
+    mutating func streamDead(_ index: Int, now: UInt64) -> [Output] {
+        guard turns.indices.contains(index), turns[index].stream, !turns[index].client.isFinished else { return [] }
+        return [.note("TURN: the connection to \(turns[index].server) carries nothing; closing it"), .closeStream(index: index)]
+            + streamClosed(index, now: now)
     }
 
     /// The TCP or TLS connection `index` to a TURN server closed (reset, the network dropped it). If it
@@ -486,6 +506,7 @@ struct MediaTraversal {
     /// A STUN message or ChannelData frame from TCP connection `index`.
     mutating func receiveStream(_ bytes: [UInt8], index: Int, now: UInt64) -> [Output] {
         guard turns.indices.contains(index), turns[index].stream else { return [] }
+        if index == chosen { heardFromRelay = now }
         return receiveFromTURN(index, bytes, now: now)
     }
 
@@ -548,7 +569,7 @@ struct MediaTraversal {
         for key in agents.keys { out += runAgent(key, now: now) { _ in [] } }
         // Media rides on our relay and the relay went silent: ask the server whether the allocation is still
         // ours (probeRelay(now:)); an unanswered probe means re-allocating anyway.
-        if let c = chosen, !turns[c].stream, reallocating == nil, now > heardFromRelay + Self.relaySilenceLimit,
+        if let c = chosen, reallocating == nil, now > heardFromRelay + Self.relaySilenceLimit,
             selectedPairs.contains(where: { $0.local.base == 1 })
         {
             out += probeRelay(now: now)
@@ -556,7 +577,7 @@ struct MediaTraversal {
         if let since = probingSince, now > since + Self.probeTimeout {
             probingSince = nil
             out.append(.note("TURN: no answer to the probe within \(Self.probeTimeout / 1000) ms"))
-            out += reallocate(now: now)
+            out += replaceChosen(now: now)
         }
         return out
     }
