@@ -78,56 +78,50 @@ grep -q "^media: TURN: relayed .* over TLS" "$RESULTS/alice-tls.out" \
   && pass "TLS fallback" "after UDP and TCP got nothing: $(grep -m1 '^media: TURN: no allocation after 1200' "$RESULTS/alice-tls.out" | cut -c8-100)" \
   || fail "TLS fallback" "no allocation over TLS in alice's trace"
 
-# The TLS connection carrying the allocation is torn down mid-call (`ss -K` in A, as a middlebox reset
-# would): the client connects again, allocates again and trickles the new relayed address; B follows.
-client b bob.phone answer --auto --ring-for 0.5 --timeout 40 --tone 1000 \
-  "${common[@]}" >"$RESULTS/bob-reset.out" 2>"$RESULTS/bob-reset.err" &
-bob=$!; PIDS+=($bob)
-wait_for_callee "$RESULTS/bob-reset.out"
-client a alice.phone call bob --timeout 30 --hold 8 --tone 440 \
-  "${common[@]}" >"$RESULTS/alice-reset.out" 2>"$RESULTS/alice-reset.err" &
-alice=$!; PIDS+=($alice)
-for _ in $(seq 1 200); do grep -q '^first audio decrypted' "$RESULTS/alice-reset.out" 2>/dev/null && break; sleep 0.05; done
-sleep 3
-"$TOPO" exec a ss -K dst "$SRV1" dport = 5349 >"$RESULTS/ss-kill.txt" 2>&1
-wait "$alice"; wait "$bob"
-pa=$(played "$RESULTS/alice-reset.out"); pb=$(played "$RESULTS/bob-reset.out")
-# 8 s of audio each way is 400 frames; at most 2 s missing leaves at least 290 (start-up included).
-if grep -q "carrying our allocation closed; connecting again" "$RESULTS/alice-reset.out" \
-   && grep -q "^media: TURN: relayed .* (replacing " "$RESULTS/alice-reset.out" \
-   && [ "${pa:-0}" -ge 290 ] && [ "${pb:-0}" -ge 290 ]; then
-  pass "TLS connection reset mid-call" "audio both ways (${pa}/${pb} of ~400 frames); $(grep -m1 '(replacing ' "$RESULTS/alice-reset.out" | cut -c8-140)"
-else
-  fail "TLS connection reset mid-call" "played ${pa:-0}/${pb:-0} (want >= 290 each); alice's trace: $(grep '^media: TURN' "$RESULTS/alice-reset.out" | tr '\n' ';' | cut -c1-400)"
-fi
+# An 8 s call relayed over TLS; 3 s into the audio the connection carrying the allocation is disrupted by
+# "$2..." (run in this shell). Checks: alice's trace shows NOTE, a replacement allocation, and at most 2 s of
+# audio missing each way (8 s is 400 frames; >= 290 played, start-up included).
+disrupted_call() { # tag check-name note disruption...
+  local tag=$1 check=$2 note=$3 pa pb
+  shift 3
+  client b bob.phone answer --auto --ring-for 0.5 --timeout 40 --tone 1000 \
+    "${common[@]}" >"$RESULTS/bob-$tag.out" 2>"$RESULTS/bob-$tag.err" &
+  bob=$!; PIDS+=($bob)
+  wait_for_callee "$RESULTS/bob-$tag.out"
+  client a alice.phone call bob --timeout 30 --hold 8 --tone 440 \
+    "${common[@]}" >"$RESULTS/alice-$tag.out" 2>"$RESULTS/alice-$tag.err" &
+  alice=$!; PIDS+=($alice)
+  for _ in $(seq 1 200); do grep -q '^first audio decrypted' "$RESULTS/alice-$tag.out" 2>/dev/null && break; sleep 0.05; done
+  sleep 3
+  "$@"
+  wait "$alice"; wait "$bob"
+  pa=$(played "$RESULTS/alice-$tag.out"); pb=$(played "$RESULTS/bob-$tag.out")
+  if grep -q "$note" "$RESULTS/alice-$tag.out" && grep -q "^media: TURN: relayed .* (replacing " "$RESULTS/alice-$tag.out" \
+     && [ "${pa:-0}" -ge 290 ] && [ "${pb:-0}" -ge 290 ]; then
+    pass "$check" "audio both ways (${pa}/${pb} of ~400 frames); $(grep -m1 '(replacing ' "$RESULTS/alice-$tag.out" | cut -c8-140)"
+  else
+    fail "$check" "played ${pa:-0}/${pb:-0} (want >= 290 each); alice's trace: $(grep '^media: TURN' "$RESULTS/alice-$tag.out" | tr '\n' ';' | cut -c1-500)"
+  fi
+}
 
-# The TLS connection carrying the allocation goes silent mid-call without closing (a NAT or firewall on the
-# way forgot it: A's namespace drops both directions of that one connection). TCP alone would notice only
-# after minutes; the client notices the relay's silence, gets no answer to its Refresh probe, closes the
-# connection itself and connects again (a new source port, which the rules do not match).
-client b bob.phone answer --auto --ring-for 0.5 --timeout 40 --tone 1000 \
-  "${common[@]}" >"$RESULTS/bob-silent.out" 2>"$RESULTS/bob-silent.err" &
-bob=$!; PIDS+=($bob)
-wait_for_callee "$RESULTS/bob-silent.out"
-client a alice.phone call bob --timeout 30 --hold 8 --tone 440 \
-  "${common[@]}" >"$RESULTS/alice-silent.out" 2>"$RESULTS/alice-silent.err" &
-alice=$!; PIDS+=($alice)
-for _ in $(seq 1 200); do grep -q '^first audio decrypted' "$RESULTS/alice-silent.out" 2>/dev/null && break; sleep 0.05; done
-sleep 3
-lport=$("$TOPO" exec a ss -Htn state established dst "$SRV1" dport = 5349 2>/dev/null | awk '{ n = split($3, a, ":"); print a[n]; exit }')
-if [ -n "$lport" ]; then
+# Torn down (`ss -K` in A, as a middlebox reset would): the client connects again, allocates again and
+# trickles the new relayed address; B follows.
+reset_tls() { "$TOPO" exec a ss -K dst "$SRV1" dport = 5349 >"$RESULTS/ss-kill.txt" 2>&1; }
+disrupted_call reset "TLS connection reset mid-call" "carrying our allocation closed; connecting again" reset_tls
+
+# Silent without closing (a NAT or firewall on the way forgot it: A's namespace drops both directions of that
+# one connection). TCP alone would notice only after minutes; the client notices the relay's silence, gets no
+# answer to its Refresh probe, closes the connection itself and connects again (a new source port, which the
+# rules do not match).
+blackhole_tls() {
+  local lport
+  lport=$("$TOPO" exec a ss -Htn state established dst "$SRV1" dport = 5349 2>/dev/null | awk '{ n = split($3, a, ":"); print a[n]; exit }')
+  echo "blackholed local port ${lport:-none}" >>"$RESULTS/iptables.log"
+  [ -n "$lport" ] || return 0
   "$TOPO" exec a iptables -A OUTPUT -p tcp -d "$SRV1" --dport 5349 --sport "$lport" -j DROP >>"$RESULTS/iptables.log" 2>&1
   "$TOPO" exec a iptables -A INPUT -p tcp -s "$SRV1" --sport 5349 --dport "$lport" -j DROP >>"$RESULTS/iptables.log" 2>&1
-fi
-wait "$alice"; wait "$bob"
-pa=$(played "$RESULTS/alice-silent.out"); pb=$(played "$RESULTS/bob-silent.out")
-if [ -n "$lport" ] && grep -q "carries nothing; closing it" "$RESULTS/alice-silent.out" \
-   && grep -q "^media: TURN: relayed .* (replacing " "$RESULTS/alice-silent.out" \
-   && [ "${pa:-0}" -ge 290 ] && [ "${pb:-0}" -ge 290 ]; then
-  pass "TLS connection silent mid-call" "audio both ways (${pa}/${pb} of ~400 frames; port $lport blackholed); $(grep -m1 '(replacing ' "$RESULTS/alice-silent.out" | cut -c8-140)"
-else
-  fail "TLS connection silent mid-call" "port ${lport:-?}; played ${pa:-0}/${pb:-0} (want >= 290 each); alice's trace: $(grep '^media: TURN' "$RESULTS/alice-silent.out" | tr '\n' ';' | cut -c1-500)"
-fi
+}
+disrupted_call silent "TLS connection silent mid-call" "carries nothing; closing it" blackhole_tls
 echo "raw output in $RESULTS"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
