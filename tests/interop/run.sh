@@ -51,30 +51,9 @@ install_deps() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Outside the namespace: install, find the binary, re-exec under `unshare -n`.
-if [ -z "${PARLEY_INTEROP_NETNS:-}" ]; then
-  START=$(date +%s.%N)
-  install_deps || { echo "0 passed, 1 failed"; exit 1; }
-  if [ -z "${PARLEY:-}" ]; then
-    PARLEY="$(cd "$ROOT" && swift build --show-bin-path)/parley"
-    if [ ! -x "$PARLEY" ]; then
-      note "building parley"
-      (cd "$ROOT" && swift build --product parley >&2) || { echo "0 passed, 1 failed"; exit 1; }
-    fi
-  fi
-  [ -x "$PARLEY" ] || { note "no parley binary at $PARLEY"; echo "0 passed, 1 failed"; exit 1; }
-  export PARLEY PARLEY_INTEROP_NETNS=1 PARLEY_INTEROP_START=$START
-  if [ "$(id -u)" = 0 ]; then
-    exec unshare -n -- bash "${BASH_SOURCE[0]}" "$@"
-  else
-    exec unshare -r -n -- bash "${BASH_SOURCE[0]}" "$@"   # a user namespace grants the netns
-  fi
-fi
-
-# ---------------------------------------------------------------------------------------------
-# Inside the private network namespace.
-START=${PARLEY_INTEROP_START:-$(date +%s.%N)}
-ip link set lo up
+# Outside the namespace: install, find the binary, re-exec under `unshare -n`; inside it from here on.
+source "$ROOT/tests/lib_netns.sh"
+run_in_private_netns INTEROP "$@"
 # aioice's ICE gathering skips 127.0.0.1 as a host address: give it one of its own on lo.
 ip addr add 127.0.0.10/32 dev lo 2>/dev/null || true
 

@@ -60,30 +60,9 @@ install_deps() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Outside the namespace: install, find the binary, re-exec under `unshare -n`.
-if [ -z "${PARLEY_TURN_NETNS:-}" ]; then
-  START=$(date +%s.%N)
-  install_deps || { echo "0 passed, 1 failed"; exit 1; }
-  if [ -z "${PARLEY:-}" ]; then
-    PARLEY="$(cd "$ROOT" && swift build --show-bin-path)/parley"
-    if [ ! -x "$PARLEY" ]; then
-      note "building parley"
-      (cd "$ROOT" && swift build --product parley >&2) || { echo "0 passed, 1 failed"; exit 1; }
-    fi
-  fi
-  [ -x "$PARLEY" ] || { note "no parley binary at $PARLEY"; echo "0 passed, 1 failed"; exit 1; }
-  export PARLEY PARLEY_TURN_NETNS=1 PARLEY_TURN_START=$START
-  if [ "$(id -u)" = 0 ]; then
-    exec unshare -n -- bash "${BASH_SOURCE[0]}" "$@"
-  else
-    exec unshare -r -n -- bash "${BASH_SOURCE[0]}" "$@"   # a user namespace grants the netns
-  fi
-fi
-
-# ---------------------------------------------------------------------------------------------
-# Inside the private network namespace.
-START=${PARLEY_TURN_START:-$(date +%s.%N)}
-ip link set lo up
+# Outside the namespace: install, find the binary, re-exec under `unshare -n`; inside it from here on.
+source "$ROOT/tests/lib_netns.sh"
+run_in_private_netns TURN "$@"
 
 OUT=$(mktemp -d /tmp/parley-turn.XXXXXX)
 PASS=0; FAIL=0
