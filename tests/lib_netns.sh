@@ -1,5 +1,5 @@
-# tests/lib_netns.sh - sourced by tests/interop/run.sh and tests/turn/run.sh, which run in a network
-# namespace of their own (every port free, nothing reaches the machine's network).
+# tests/lib_netns.sh - sourced by tests/interop/run.sh and tests/turn/run.sh (after they define note, PY and
+# ROOT), which run in a network namespace of their own (every port free, nothing reaches the machine's network).
 #
 #   run_in_private_netns TAG "$@"
 #
@@ -33,4 +33,39 @@ run_in_private_netns() {
   fi
   START=${!start:-$(date +%s.%N)}
   ip link set lo up
+}
+
+# apt_install_missing COMMAND:PACKAGE... - installs the Debian packages whose command is missing (as root
+# only; coturn's package would start a TURN server on the host, so service starts are forbidden for the
+# install by a temporary policy-rc.d, as shared/netlab/topo.sh does). Returns 1 on failure.
+apt_install_missing() {
+  local missing="" pair
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair##*:}"
+  done
+  missing=$(echo "$missing" | tr ' ' '\n' | sort -u | tr '\n' ' ')
+  [ -n "${missing// /}" ] || return 0
+  [ "$(id -u)" = 0 ] || { note "missing packages:$missing (run as root to install them)"; return 1; }
+  note "installing$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  local rcd=/usr/sbin/policy-rc.d made_rcd=0 rc=0
+  if [ ! -e "$rcd" ]; then printf '#!/bin/sh\nexit 101\n' > "$rcd"; chmod +x "$rcd"; made_rcd=1; fi
+  apt-get update -qq >/dev/null 2>&1 || rc=$?
+  # shellcheck disable=SC2086
+  [ $rc -ne 0 ] || apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1 || rc=$?
+  [ $made_rcd = 0 ] || rm -f "$rcd"
+  [ $rc -eq 0 ] || { note "apt-get failed ($rc)"; return 1; }
+}
+
+# pip_install_missing MODULE... - installs the Python modules "$PY" cannot import (PyPI). Returns 1 on failure.
+pip_install_missing() {
+  local mod
+  for mod in "$@"; do
+    if ! "$PY" -c "import $mod" >/dev/null 2>&1; then
+      note "installing $mod (pip)"
+      "$PY" -m pip install -q --disable-pip-version-check "$mod" >/dev/null 2>&1 \
+        || "$PY" -m pip install -q --disable-pip-version-check --break-system-packages "$mod" >/dev/null 2>&1 \
+        || { note "pip install $mod failed"; return 1; }
+    fi
+  done
 }

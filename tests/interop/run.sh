@@ -22,37 +22,16 @@ CLIENT_TIMEOUT=20
 
 note() { echo "interop: $*" >&2; }
 
+source "$ROOT/tests/lib_netns.sh"
+
 install_deps() {
-  local missing="" pair
-  for pair in stun:stun-client turnutils_stunclient:coturn turnutils_natdiscovery:coturn; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair##*:}"
-  done
-  missing=$(echo "$missing" | tr ' ' '\n' | sort -u | tr '\n' ' ')
-  if [ -n "${missing// /}" ]; then
-    [ "$(id -u)" = 0 ] || { note "missing packages:$missing (run as root to install them)"; return 1; }
-    note "installing$missing"
-    export DEBIAN_FRONTEND=noninteractive
-    # coturn's package would enable and start a TURN server on the host: forbid service starts
-    # for the duration of the install (as shared/netlab/topo.sh does).
-    local rcd=/usr/sbin/policy-rc.d made_rcd=0 rc=0
-    if [ ! -e "$rcd" ]; then printf '#!/bin/sh\nexit 101\n' > "$rcd"; chmod +x "$rcd"; made_rcd=1; fi
-    apt-get update -qq >/dev/null 2>&1 || rc=$?
-    # shellcheck disable=SC2086
-    [ $rc -ne 0 ] || apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1 || rc=$?
-    [ $made_rcd = 0 ] || rm -f "$rcd"
-    [ $rc -eq 0 ] || { note "apt-get failed ($rc)"; return 1; }
-  fi
-  if ! "$PY" -c 'import aioice' >/dev/null 2>&1; then
-    note "installing aioice (pip)"
-    "$PY" -m pip install -q --disable-pip-version-check aioice >/dev/null 2>&1 \
-      || { note "pip install aioice failed"; return 1; }
-  fi
+  apt_install_missing stun:stun-client turnutils_stunclient:coturn turnutils_natdiscovery:coturn || return 1
+  pip_install_missing aioice || return 1
   command -v openssl >/dev/null 2>&1 || { note "openssl missing"; return 1; }
 }
 
 # ---------------------------------------------------------------------------------------------
 # Outside the namespace: install, find the binary, re-exec under `unshare -n`; inside it from here on.
-source "$ROOT/tests/lib_netns.sh"
 run_in_private_netns INTEROP "$@"
 # aioice's ICE gathering skips 127.0.0.1 as a host address: give it one of its own on lo.
 ip addr add 127.0.0.10/32 dev lo 2>/dev/null || true

@@ -29,39 +29,15 @@ CLIENT_TIMEOUT=30
 
 note() { echo "turn: $*" >&2; }
 
+source "$ROOT/tests/lib_netns.sh"
+
 install_deps() {
-  local missing="" pair
-  for pair in turnutils_uclient:coturn turnutils_peer:coturn gcc:gcc openssl:openssl; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair##*:}"
-  done
-  missing=$(echo "$missing" | tr ' ' '\n' | sort -u | tr '\n' ' ')
-  if [ -n "${missing// /}" ]; then
-    [ "$(id -u)" = 0 ] || { note "missing packages:$missing (run as root to install them)"; return 1; }
-    note "installing$missing"
-    export DEBIAN_FRONTEND=noninteractive
-    # coturn's package would enable and start a TURN server on the host: forbid service starts.
-    local rcd=/usr/sbin/policy-rc.d made_rcd=0 rc=0
-    if [ ! -e "$rcd" ]; then printf '#!/bin/sh\nexit 101\n' > "$rcd"; chmod +x "$rcd"; made_rcd=1; fi
-    apt-get update -qq >/dev/null 2>&1 || rc=$?
-    # shellcheck disable=SC2086
-    [ $rc -ne 0 ] || apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1 || rc=$?
-    [ $made_rcd = 0 ] || rm -f "$rcd"
-    [ $rc -eq 0 ] || { note "apt-get failed ($rc)"; return 1; }
-  fi
-  local mod
-  for mod in aioice aiortc; do
-    if ! "$PY" -c "import $mod" >/dev/null 2>&1; then
-      note "installing $mod (pip)"
-      "$PY" -m pip install -q --disable-pip-version-check "$mod" >/dev/null 2>&1 \
-        || "$PY" -m pip install -q --disable-pip-version-check --break-system-packages "$mod" >/dev/null 2>&1 \
-        || { note "pip install $mod failed"; return 1; }
-    fi
-  done
+  apt_install_missing turnutils_uclient:coturn turnutils_peer:coturn gcc:gcc openssl:openssl || return 1
+  pip_install_missing aioice aiortc
 }
 
 # ---------------------------------------------------------------------------------------------
 # Outside the namespace: install, find the binary, re-exec under `unshare -n`; inside it from here on.
-source "$ROOT/tests/lib_netns.sh"
 run_in_private_netns TURN "$@"
 
 OUT=$(mktemp -d /tmp/parley-turn.XXXXXX)
