@@ -80,7 +80,8 @@ final class AudioPipelineTests: XCTestCase {
         XCTAssertEqual(try send().2, [])
     }
 
-    func testCongestionLowersTheBitrateToWhatArrived() throws {
+    /// a sends for 5 s over a path with a queue (RTT from 40 ms to 350 ms); b receives every `keep`-th packet.
+    func congested(keep: Int) throws -> AudioPipeline {
         let a = try pipeline()
         let b = try pipeline()
         var t: UInt64 = 0
@@ -90,21 +91,38 @@ final class AudioPipelineTests: XCTestCase {
         b.receivedReport(a.report(now: start), sequence: sequence, now: start + 20_000)
         a.receivedReport(b.report(now: start + 20_000), sequence: sequence, now: start + 40_000)
         XCTAssertEqual(a.rtt.minimum, 40_000)
-        // Then 5 s where b receives only half of a's packets, arriving ever later (a queue).
+        // Then 5 s where b receives a's packets ever later (a queue).
         for second in 1...5 {
             for i in 0..<50 {
                 sequence += 1
                 t = start + UInt64(second) * 1_000_000 + UInt64(i) * 20_000
-                guard let (index, opus) = try a.nextFrame(), i % 2 == 0 else { continue }
+                guard let (index, opus) = try a.nextFrame(), i % keep == 0 else { continue }
                 b.received(frame: index, opus: opus, sequence: sequence, now: t + 200_000)
             }
             let stamp = start + UInt64(second) * 1_000_000 + 1_000
             b.receivedReport(a.report(now: stamp), sequence: sequence, now: stamp + 150_000)
             a.receivedReport(b.report(now: stamp + 160_000), sequence: sequence, now: stamp + 310_000)
         }
+        return a
+    }
+
+    func testCongestionLowersTheBitrateToWhatArrived() throws {
+        // Half the packets lost behind a queue.
+        let a = try congested(keep: 2)
         let estimate = try XCTUnwrap(a.bandwidthEstimate)
         XCTAssertLessThan(estimate, 32_000)
         XCTAssertLessThan(a.encoder.bitrate, 32_000, "the encoder follows the estimate down")
+        XCTAssertFalse(a.redundancy.enabled, "no copies of earlier frames on a congested path, whatever the loss")
+    }
+
+    func testAQueueWithoutLossLowersTheBitrateToo() throws {
+        // A deep buffer delays long before it drops: everything arrives, late. Sending what arrived would keep
+        // the queue; the whole stream (Opus and per-packet overhead) must go under it.
+        let a = try congested(keep: 1)
+        XCTAssertEqual(a.peerLossPercent, 0)
+        let estimate = try XCTUnwrap(a.bandwidthEstimate, "a standing queue is congestion even without loss")
+        XCTAssertLessThan(a.encoder.bitrate, 32_000)
+        XCTAssertLessThanOrEqual(a.encoder.bitrate, estimate)
     }
 }
 

@@ -40,6 +40,8 @@
 #   DELAY_MS         one-way delay per uplink (default 50 -> RTT 100 ms)
 #   JITTER_MS        jitter per uplink for the loss calls (default 30)
 #   SETUP_CALLS      number of delay-only setup calls (default 3)
+#   RATE             also a rate limit on each uplink for the loss calls (topo.sh's tbf, e.g. 48kbit; default
+#                    none): a congested path rather than random loss alone
 #
 # One PASS/FAIL line per check, ends with "N passed, M failed"; exit 1 on any failure. Needs root.
 # The lab is always torn down (trap); only processes this script started are killed.
@@ -52,6 +54,7 @@ LOSSES=${LOSSES:-0 5 10 20 40}
 CALL_SECONDS=${CALL_SECONDS:-20}
 DELAY_MS=${DELAY_MS:-50}
 JITTER_MS=${JITTER_MS:-30}
+RATE=${RATE:-}
 SETUP_CALLS=${SETUP_CALLS:-3}
 
 SRV=203.0.113.10
@@ -99,9 +102,9 @@ else
   echo "$passed passed, $failed failed"; exit 1
 fi
 
-impair() {  # impair DELAY JITTER LOSS: the same impairment on both uplinks (fixed seeds per site)
-  "$TOPO" impair a delay="$1ms" jitter="$2ms" loss="$3%" dir=up seed=11 >>"$RESULTS/impair.log" 2>&1 &&
-  "$TOPO" impair b delay="$1ms" jitter="$2ms" loss="$3%" dir=up seed=22 >>"$RESULTS/impair.log" 2>&1
+impair() {  # impair DELAY JITTER LOSS [RATE]: the same impairment on both uplinks (fixed seeds per site)
+  "$TOPO" impair a delay="$1ms" jitter="$2ms" loss="$3%" ${4:+rate=$4} dir=up seed=11 >>"$RESULTS/impair.log" 2>&1 &&
+  "$TOPO" impair b delay="$1ms" jitter="$2ms" loss="$3%" ${4:+rate=$4} dir=up seed=22 >>"$RESULTS/impair.log" 2>&1
 }
 
 client() {  # client SITE ACCOUNT SUBCOMMAND ARGS...: a parley client in a site namespace, media bound to its address
@@ -167,7 +170,7 @@ done
 # ---- 2. the loss levels, with delay and jitter
 for loss in $LOSSES; do
   t=$(date +%s.%N)
-  impair "$DELAY_MS" "$JITTER_MS" "$loss" || fail impair "topo.sh impair loss=$loss% failed" impair.log
+  impair "$DELAY_MS" "$JITTER_MS" "$loss" "$RATE" || fail impair "topo.sh impair loss=$loss% failed" impair.log
   "$TOPO" exec a ping -n -c 20 -i 0.1 -q "$B_IP" >"$RESULTS/ping-loss-$loss.txt" 2>&1
   RECORD=1 run_call "$RESULTS/loss-$loss" "$CALL_SECONDS" --stats
   # The impairment daemon is a userspace program on a shared machine: when it stalled (held packets more
@@ -178,7 +181,7 @@ for loss in $LOSSES; do
     echo "# loss $loss%: the impairment daemon stalled (a packet ${worst} ms late); running this level again"
     rm -rf "$RESULTS/loss-$loss-disturbed"
     mv "$RESULTS/loss-$loss" "$RESULTS/loss-$loss-disturbed"
-    impair "$DELAY_MS" "$JITTER_MS" "$loss" || fail impair "topo.sh impair loss=$loss% failed" impair.log
+    impair "$DELAY_MS" "$JITTER_MS" "$loss" "$RATE" || fail impair "topo.sh impair loss=$loss% failed" impair.log
     RECORD=1 run_call "$RESULTS/loss-$loss" "$CALL_SECONDS" --stats
   fi
   printf 'loss\tloss-%s%%\t%s\t%s\n' "$loss" "$loss" "$RESULTS/loss-$loss" >>"$RESULTS/cases.tsv"

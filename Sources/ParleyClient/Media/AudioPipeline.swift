@@ -197,17 +197,23 @@ final class AudioPipeline {
         if echoed != 0 { rtt.record(echoedTime: echoed, holdTime: get(16, 4), now: now) }
         peerLossPercent = Double(get(20, 2)) / 10
         peerJitterMilliseconds = Double(get(22, 2)) / 10
-        // Bandwidth: only when the path shows congestion — loss together with a queue building up (the
-        // smoothed RTT 80 ms above its minimum) — is what arrived taken as what the path can carry. Random
-        // loss on an uncongested path keeps the RTT flat and leaves the bitrate to the loss rule. The
-        // smoothed RTT, not the latest sample: with ±30 ms of jitter each way single samples lie 80 ms above
-        // the minimum often enough to cut the bitrate, and with it Opus's in-band FEC, on a path that has
-        // no queue at all (netlab at 20 % loss: 9.4 % of frames concealed instead of ~5 %).
+        // Bandwidth: only when the path shows congestion — a queue standing between us (the smoothed RTT
+        // 80 ms above its minimum) — is what arrived taken as what the path can carry; with or without loss
+        // (a deep buffer delays for seconds before it drops anything, and while it drops little the loss
+        // rule alone climbs back toward 32 kb/s and keeps the queue full: netlab with a 48 kb/s uplink
+        // ran at 1.5 s RTT). Random loss on an uncongested path keeps the RTT flat and leaves the bitrate to
+        // the loss rule. The smoothed RTT, not the latest sample: with ±30 ms of jitter each way single
+        // samples lie 80 ms above the minimum often enough to cut the bitrate, and with it Opus's in-band
+        // FEC, on a path that has no queue at all (netlab at 20 % loss: 9.4 % of frames concealed, not ~5 %).
         let received = Int(get(24, 4))
-        if peerLossPercent >= 2, received > 0, let smoothed = rtt.smoothed, let minimum = rtt.minimum,
+        if received > 0, let smoothed = rtt.smoothed, let minimum = rtt.minimum,
             smoothed > Double(minimum + 80_000)
         {
-            bandwidthEstimate = max(0, received - Self.packetOverhead * 8 * 50)
+            // The Opus rate at which the whole stream (Opus + 55 bytes per packet, 50 packets/s) is what
+            // arrived: the rate controller keeps the bitrate at 85 % of this. (85 % of the Opus part alone
+            // left the total at ~92 % of the path on a narrow link, too little to drain the queue.)
+            let overhead = Double(Self.packetOverhead * 8 * 50)
+            bandwidthEstimate = max(0, Int(Double(received) - overhead / rate.configuration.bandwidthHeadroom))
         } else {
             bandwidthEstimate = nil
         }
