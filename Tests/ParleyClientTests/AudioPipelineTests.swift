@@ -22,7 +22,7 @@ final class AudioPipelineTests: XCTestCase {
         // Report exchange: a at t=1.0 s, b answers at t=1.2 s (hold), back at a at t=1.26 s → RTT 60 ms.
         b.receivedReport(a.report(now: 1_000_000), sequence: 50, now: 1_030_000)
         let fromB = b.report(now: 1_200_000)
-        XCTAssertEqual(fromB.count, 28)
+        XCTAssertEqual(fromB.count, 30)
         a.receivedReport(fromB, sequence: 51, now: 1_230_000)
         XCTAssertEqual(a.rtt.latest, 60_000)
         XCTAssertEqual(a.peerLossPercent, 10, accuracy: 0.5)
@@ -113,6 +113,36 @@ final class AudioPipelineTests: XCTestCase {
         XCTAssertLessThan(estimate, 32_000)
         XCTAssertLessThan(a.encoder.bitrate, 32_000, "the encoder follows the estimate down")
         XCTAssertFalse(a.redundancy.enabled, "no copies of earlier frames on a congested path, whatever the loss")
+    }
+
+    func testTheQueuingDelayTheReceiverMeasuresSignalsCongestionAtTheFirstReport() throws {
+        let a = try pipeline()
+        let b = try pipeline()
+        // Jitter alone (0-60 ms, no queue): a mean queuing delay of ~30 ms, no congestion.
+        var sequence: UInt64 = 0
+        var rng = SystemRandomNumberGenerator()
+        for i in UInt64(0)..<50 {
+            let (index, opus) = try XCTUnwrap(try a.nextFrame())
+            b.received(frame: index, opus: opus, sequence: sequence, now: 1_000_000 + i * 20_000 + UInt64.random(in: 0...60_000, using: &rng))
+            sequence += 1
+        }
+        a.receivedReport(b.report(now: 2_100_000), sequence: 0, now: 2_150_000)
+        XCTAssertLessThan(a.peerQueuingMilliseconds, 61)
+        XCTAssertNil(a.bandwidthEstimate)
+        // Then a queue growing 100 ms per second: within one report the mean excess is ~50 ms more than
+        // jitter's, and with the next it is a queue. The RTT has not moved (no RTT sample at all here).
+        for second in UInt64(1)...2 {
+            for i in UInt64(0)..<50 {
+                let (index, opus) = try XCTUnwrap(try a.nextFrame())
+                let frameTime = 1_000_000 + (second * 50 + i) * 20_000
+                b.received(frame: index, opus: opus, sequence: sequence, now: frameTime + 30_000 + (second - 1) * 100_000 + i * 2_000)
+                sequence += 1
+            }
+            a.receivedReport(b.report(now: 2_100_000 + second * 1_000_000), sequence: second, now: 2_150_000 + second * 1_000_000)
+        }
+        XCTAssertGreaterThanOrEqual(a.peerQueuingMilliseconds, 80)
+        XCTAssertNotNil(a.bandwidthEstimate, "a queue in the peer's measurements is congestion")
+        XCTAssertLessThan(a.encoder.bitrate, 32_000)
     }
 
     func testAQueueWithoutLossLowersTheBitrateToo() throws {

@@ -42,6 +42,7 @@
 #   SETUP_CALLS      number of delay-only setup calls (default 3)
 #   RATE             also a rate limit on each uplink for the loss calls (topo.sh's tbf, e.g. 48kbit; default
 #                    none): a congested path rather than random loss alone
+#   CLIENT_FLAGS     extra flags for both clients in the loss calls (e.g. --trace-media: every rate decision)
 #
 # One PASS/FAIL line per check, ends with "N passed, M failed"; exit 1 on any failure. Needs root.
 # The lab is always torn down (trap); only processes this script started are killed.
@@ -172,7 +173,7 @@ for loss in $LOSSES; do
   t=$(date +%s.%N)
   impair "$DELAY_MS" "$JITTER_MS" "$loss" "$RATE" || fail impair "topo.sh impair loss=$loss% failed" impair.log
   "$TOPO" exec a ping -n -c 20 -i 0.1 -q "$B_IP" >"$RESULTS/ping-loss-$loss.txt" 2>&1
-  RECORD=1 run_call "$RESULTS/loss-$loss" "$CALL_SECONDS" --stats
+  RECORD=1 run_call "$RESULTS/loss-$loss" "$CALL_SECONDS" --stats ${CLIENT_FLAGS:-}
   # The impairment daemon is a userspace program on a shared machine: when it stalled (held packets more
   # than 100 ms beyond their delay), the call measured the host, not the network it was meant to emulate.
   # Such a call is kept aside (loss-N-disturbed) and run once more with a fresh daemon.
@@ -182,7 +183,7 @@ for loss in $LOSSES; do
     rm -rf "$RESULTS/loss-$loss-disturbed"
     mv "$RESULTS/loss-$loss" "$RESULTS/loss-$loss-disturbed"
     impair "$DELAY_MS" "$JITTER_MS" "$loss" "$RATE" || fail impair "topo.sh impair loss=$loss% failed" impair.log
-    RECORD=1 run_call "$RESULTS/loss-$loss" "$CALL_SECONDS" --stats
+    RECORD=1 run_call "$RESULTS/loss-$loss" "$CALL_SECONDS" --stats ${CLIENT_FLAGS:-}
   fi
   printf 'loss\tloss-%s%%\t%s\t%s\n' "$loss" "$loss" "$RESULTS/loss-$loss" >>"$RESULTS/cases.tsv"
   echo "# loss $loss% call done: $(grep -h '^summary:' "$RESULTS/loss-$loss/alice.out" "$RESULTS/loss-$loss/bob.out" 2>/dev/null | sed 's/summary: //' | paste -sd '|' | sed 's/|/ || /') [$(secs "$t") s]"

@@ -68,6 +68,8 @@ final class AudioPipeline {
     private var peerReport: (time: UInt64, at: UInt64)?
     private(set) var peerLossPercent = 0.0
     private(set) var peerJitterMilliseconds = 0.0
+    /// The mean queuing delay the peer measured on our packets over its last report interval, ms.
+    private(set) var peerQueuingMilliseconds = 0.0
     /// Audio datagram bytes received since the last report we sent (for the peer's bandwidth estimate).
     private var receivedBytes: UInt64 = 0
     private var lastReportSent: UInt64?
@@ -169,7 +171,7 @@ final class AudioPipeline {
 
     /// Builds a receiver report (docs/PROTOCOL.md §5.5):
     /// `time (8) || echoed peer time (8) || hold µs (4) || loss ‰ (2) || jitter 0.1 ms (2) ||
-    /// received bits/s since the last report (4)`.
+    /// received bits/s since the last report (4) || mean queuing delay ms since the last report (2)`.
     func report(now: UInt64) -> [UInt8] {
         var out: [UInt8] = []
         func put(_ value: UInt64, _ bytes: Int) {
@@ -182,21 +184,26 @@ final class AudioPipeline {
         put(UInt64(min(65535, arrivals.jitterMilliseconds * 10)), 2)
         let interval = lastReportSent.map { now - $0 } ?? 0
         put(interval > 0 ? min(receivedBytes * 8 * 1_000_000 / interval, UInt64(UInt32.max)) : 0, 4)
+        put(min(arrivals.takeIntervalQueuingDelay() / 1000, 65535), 2)
         receivedBytes = 0
         lastReportSent = now
         return out
     }
 
     /// A decrypted report from the peer: RTT from the echo, the peer's view of our loss for the encoder.
-    func receivedReport(_ bytes: [UInt8], sequence: UInt64, now: UInt64) {
+    /// Returns the encoder settings when they changed (for the trace), nil otherwise.
+    @discardableResult
+    func receivedReport(_ bytes: [UInt8], sequence: UInt64, now: UInt64) -> RateController.Decision? {
         arrivals.record(sequence: sequence)
-        guard bytes.count == 28 else { return }
+        // 28 bytes without the queuing delay (the first version), 30 with it; anything else is not a report.
+        guard bytes.count == 28 || bytes.count == 30 else { return nil }
         func get(_ offset: Int, _ count: Int) -> UInt64 { bytes[offset..<(offset + count)].reduce(0) { $0 << 8 | UInt64($1) } }
         peerReport = (get(0, 8), now)
         let echoed = get(8, 8)
         if echoed != 0 { rtt.record(echoedTime: echoed, holdTime: get(16, 4), now: now) }
         peerLossPercent = Double(get(20, 2)) / 10
         peerJitterMilliseconds = Double(get(22, 2)) / 10
+        peerQueuingMilliseconds = bytes.count == 30 ? Double(get(28, 2)) : 0
         // Bandwidth: only when the path shows congestion — a queue standing between us (the smoothed RTT
         // 80 ms above its minimum) — is what arrived taken as what the path can carry; with or without loss
         // (a deep buffer delays for seconds before it drops anything, and while it drops little the loss
@@ -206,9 +213,10 @@ final class AudioPipeline {
         // samples lie 80 ms above the minimum often enough to cut the bitrate, and with it Opus's in-band
         // FEC, on a path that has no queue at all (netlab at 20 % loss: 9.4 % of frames concealed, not ~5 %).
         let received = Int(get(24, 4))
-        if received > 0, let smoothed = rtt.smoothed, let minimum = rtt.minimum,
-            smoothed > Double(minimum + 80_000)
-        {
+        // The peer's queuing delay says the same a few seconds sooner (it is measured on every packet of
+        // the interval, one way): 80 ms of it on average over a second is a queue, not jitter.
+        let rttQueue = rtt.smoothed.flatMap { smoothed in rtt.minimum.map { smoothed > Double($0 + 80_000) } } ?? false
+        if received > 0, rttQueue || peerQueuingMilliseconds >= 80 {
             // The Opus rate at which the whole stream (Opus + 55 bytes per packet, 50 packets/s) is what
             // arrived: the rate controller keeps the bitrate at 85 % of this. (85 % of the Opus part alone
             // left the total at ~92 % of the path on a narrow link, too little to drain the queue.)
@@ -219,10 +227,10 @@ final class AudioPipeline {
         }
         redundancy.update(lossFraction: peerLossPercent / 100, congested: bandwidthEstimate != nil)
         let decision = rate.update(lossFraction: peerLossPercent / 100, bandwidthEstimate: bandwidthEstimate, now: now)
-        if decision.changed {
-            try? encoder.setBitrate(decision.bitrate)
-            try? encoder.setExpectedLossPercent(decision.expectedLossPercent)
-        }
+        guard decision.changed else { return nil }
+        try? encoder.setBitrate(decision.bitrate)
+        try? encoder.setExpectedLossPercent(decision.expectedLossPercent)
+        return decision
     }
 
     /// The live quality figures of what we receive.

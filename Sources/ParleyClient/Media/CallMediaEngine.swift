@@ -534,7 +534,11 @@ public final class CallMediaEngine: @unchecked Sendable {
             case .redundantAudio(let frame, let opus, let distance):
                 audio?.receivedRedundant(frame: frame, opus: opus, distance: distance, now: now)
             case .report(let bytes, let sequence):
-                audio?.receivedReport(bytes, sequence: sequence, now: now)
+                if let audio, let decision = audio.receivedReport(bytes, sequence: sequence, now: now) {
+                    let estimate = audio.bandwidthEstimate.map { ", path ~\($0 / 1000) kb/s for Opus" } ?? ""
+                    continuation.yield(.note("audio: \(decision.bitrate / 1000) kb/s, FEC for \(decision.expectedLossPercent) % loss (\(decision.reason))\(estimate)"
+                        + "; peer saw loss \(audio.peerLossPercent) %, queuing \(Int(audio.peerQueuingMilliseconds)) ms"))
+                }
             case .revealThroughSignaling(let bytes):
                 continuation.yield(.revealThroughSignaling(bytes))
             case .peerHungUp:

@@ -28,6 +28,10 @@ public struct ArrivalStats: Sendable {
     public private(set) var highestSequence: UInt64 = 0
 
     private var lastTransit: Int64?
+    /// The smallest transit seen (`arrival − frame × 20 ms`): the path with no queue at all.
+    public private(set) var minimumTransit: Int64?
+    private var queuingSum: Int64 = 0
+    private var queuingCount: Int64 = 0
     private var expectedPrior: UInt64 = 0
     private var receivedPrior: UInt64 = 0
 
@@ -65,7 +69,22 @@ public struct ArrivalStats: Sendable {
             jitterMicroseconds += (difference - jitterMicroseconds) / 16
         }
         lastTransit = transit
+        minimumTransit = min(minimumTransit ?? transit, transit)
+        queuingSum &+= transit &- minimumTransit!
+        queuingCount += 1
         record(sequence: sequence)
+    }
+
+    /// Mean queuing delay of the media packets since the previous call, microseconds: how much later than
+    /// the fastest packet so far (``minimumTransit``) they arrived, on average. Jitter alone keeps it
+    /// around half the jitter's spread; a queue building on the path raises it packet by packet, so a
+    /// report carries it a second after it starts, where the RTT (one sample per report, smoothed) lags
+    /// by several. Zero when no media packet arrived. (Clock drift between the ends adds a few ms per
+    /// minute at most.)
+    public mutating func takeIntervalQueuingDelay() -> UInt64 {
+        defer { queuingSum = 0; queuingCount = 0 }
+        guard queuingCount > 0 else { return 0 }
+        return UInt64(max(queuingSum / queuingCount, 0))
     }
 
     /// Records a packet of the same sequence space that carries no media time (a receiver report): it
