@@ -90,6 +90,8 @@ struct MediaTraversal {
     /// When the TLS fallback starts if nothing allocated by then, µs.
     var tlsFallbackAt: UInt64?
     var streamsOverTLS: Set<Int> = []
+    /// Stream connections we closed ourselves because they carried nothing (``streamDead(_:now:)``).
+    var deadStreams: Set<Int> = []
     /// The allocation in use (index into `turns`): the first to succeed.
     var chosen: Int?
     /// The index of `turns` whose client is replacing a lost allocation (see ``reallocate(now:)``).
@@ -323,10 +325,19 @@ struct MediaTraversal {
     /// The TCP or TLS connection `index` carries nothing any more but has not closed (no answer to the
     /// probe: a NAT or firewall between us and the server dropped its state, or the path is gone). Waiting
     /// for TCP to give up takes minutes; close it ourselves and connect again (``streamClosed(_:now:)``).
+    /// Also the way out when the allocation on a still-open connection failed (a 437 to the probe): the
+    /// client is finished then, and only a new connection can allocate again.
+    /// Said once per connection; while a new one may not be opened yet (``reallocationInterval``) the
+    /// next probe tries again, quietly.
     mutating func streamDead(_ index: Int, now: UInt64) -> [Output] {
-        guard turns.indices.contains(index), turns[index].stream, !turns[index].client.isFinished else { return [] }
-        return [.note("TURN: the connection to \(turns[index].server) carries nothing; closing it"), .closeStream(index: index)]
-            + streamClosed(index, now: now)
+        guard turns.indices.contains(index), turns[index].stream else { return [] }
+        var out: [Output] = []
+        if deadStreams.insert(index).inserted {
+            if !turns[index].client.isFinished { _ = turns[index].client.close(now: now) }
+            out = [.note("TURN: the connection to \(turns[index].server) carries nothing; closing it"), .closeStream(index: index)]
+        }
+        guard lastReallocation.map({ now >= $0 + Self.reallocationInterval }) ?? true else { return out }
+        return out + reconnect(index, now: now)
     }
 
     /// The TCP or TLS connection `index` to a TURN server closed (reset, the network dropped it). If it
@@ -338,6 +349,13 @@ struct MediaTraversal {
         guard turns.indices.contains(index), turns[index].stream, !turns[index].client.isFinished else { return [] }
         // The allocation went with the connection: stop its client (what close would send has nowhere to go).
         _ = turns[index].client.close(now: now)
+        return reconnect(index, now: now)
+    }
+
+    /// Connection `index` and its allocation are gone: if they were the ones in use (or replacing them),
+    /// open a new connection of the same kind to the same server and allocate again, at most once per
+    /// ``reallocationInterval``.
+    mutating func reconnect(_ index: Int, now: UInt64) -> [Output] {
         guard index == chosen || index == reallocating else { return [] }
         if reallocating == index { reallocating = nil }
         let address = turns[index].server
