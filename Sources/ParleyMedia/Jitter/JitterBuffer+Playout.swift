@@ -25,7 +25,7 @@ extension JitterBuffer {
         if let redundancy, now >= redundancy.lastArrival, now - redundancy.lastArrival > configuration.redundancyMemory {
             // The copies stopped: give the room back (the target then decays at the usual rate).
             self.redundancy = nil
-            windowTarget = clampTarget(history.deviation(percentile: configuration.percentile))
+            refreshTarget()
         }
         decayTarget()
         ticksSinceStretch &+= 1

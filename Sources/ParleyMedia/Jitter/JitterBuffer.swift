@@ -331,7 +331,8 @@ public struct JitterBuffer: Sendable {
         return redundancy.distance &* Self.frameDuration &- Self.frameDuration / 2
     }
 
-    /// Recomputes the window's target (after the room for redundant copies changed).
+    /// Recomputes the window's target after the room for redundant copies changed (a larger room raises
+    /// the target at once; a smaller one lets it decay).
     mutating func refreshTarget() {
         windowTarget = clampTarget(history.deviation(percentile: configuration.percentile))
         if windowTarget > target { target = windowTarget }
