@@ -204,17 +204,17 @@ final class AudioPipeline {
         peerLossPercent = Double(get(20, 2)) / 10
         peerJitterMilliseconds = Double(get(22, 2)) / 10
         peerQueuingMilliseconds = bytes.count == 30 ? Double(get(28, 2)) : 0
-        // Bandwidth: only when the path shows congestion — a queue standing between us (the smoothed RTT
-        // 80 ms above its minimum) — is what arrived taken as what the path can carry; with or without loss
-        // (a deep buffer delays for seconds before it drops anything, and while it drops little the loss
-        // rule alone climbs back toward 32 kb/s and keeps the queue full: netlab with a 48 kb/s uplink
-        // ran at 1.5 s RTT). Random loss on an uncongested path keeps the RTT flat and leaves the bitrate to
-        // the loss rule. The smoothed RTT, not the latest sample: with ±30 ms of jitter each way single
-        // samples lie 80 ms above the minimum often enough to cut the bitrate, and with it Opus's in-band
-        // FEC, on a path that has no queue at all (netlab at 20 % loss: 9.4 % of frames concealed, not ~5 %).
+        // Bandwidth: only when the path shows congestion — a queue standing on it — is what arrived taken as
+        // what the path can carry, with or without loss (a deep buffer delays for seconds before it drops
+        // anything, and while it drops little the loss rule alone climbs back toward 32 kb/s and keeps the
+        // queue full: netlab with a 48 kb/s uplink ran at 1.5 s RTT). A queue is 80 ms or more of the
+        // peer's measured queuing delay (every packet of the interval, one way: it shows a queue at the
+        // first report) or the smoothed RTT 80 ms above its minimum. Random loss on an uncongested path
+        // leaves both flat and the bitrate to the loss rule. The smoothed RTT, not the latest sample: with
+        // ±30 ms of jitter each way single samples lie 80 ms above the minimum often enough to cut the
+        // bitrate, and with it Opus's in-band FEC, on a path that has no queue at all (netlab at 20 % loss:
+        // 9.4 % of frames concealed, not ~5 %).
         let received = Int(get(24, 4))
-        // The peer's queuing delay says the same a few seconds sooner (it is measured on every packet of
-        // the interval, one way): 80 ms of it on average over a second is a queue, not jitter.
         let rttQueue = rtt.smoothed.flatMap { smoothed in rtt.minimum.map { smoothed > Double($0 + 80_000) } } ?? false
         if received > 0, rttQueue || peerQueuingMilliseconds >= 80 {
             // The Opus rate at which the whole stream (Opus + 55 bytes per packet, 50 packets/s) is what

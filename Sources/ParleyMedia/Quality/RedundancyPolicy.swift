@@ -4,14 +4,14 @@
 /// Opus's in-band FEC rebuilds a lost frame from the next packet, so a frame is concealed when two packets
 /// in a row are lost — about p² of the time at random loss p, ~4 % at 20 %, which is where the E-model
 /// score falls under 3.5. A full copy of frame n−2 in packet n adds a third chance: the frame is concealed
-/// only when three packets are lost (p³, 0.8 % at 20 %), for about twice the audio bits. So:
+/// only when three packets are lost (p³, 0.8 % at 20 %), for about twice the audio bits.
 ///
 /// The loss judged is the reports' running average (each new report weighs half), so one unlucky second
 /// on a 5 % path (5 of 50 packets lost happens in one report of ten) does not double the bitrate:
 ///
 /// - **On** when that loss reaches ``onLoss`` (10 %) on a path that is not congested.
-/// - **Off** when it falls under ``offLoss`` (4 %), or at once when the path shows congestion (loss with
-///   a queue building, see `AudioPipeline`): more bits would only deepen the queue.
+/// - **Off** when it falls under ``offLoss`` (4 %), or at once when the path shows congestion (a queue
+///   standing on it, see `AudioPipeline`): more bits would only deepen the queue.
 /// - Between the two thresholds it stays as it is.
 public struct RedundancyPolicy: Sendable, Hashable {
     /// Reported loss at which copies start (default 0.10).
