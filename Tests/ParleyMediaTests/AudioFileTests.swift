@@ -63,6 +63,40 @@ final class AudioFileTests: XCTestCase {
         XCTAssertEqual(try WAVFile.read(path: dropped).samples48kMono, all)
     }
 
+    /// While a recording runs, what is on disk is a readable WAV at every moment: the header covers what has
+    /// reached the kernel, refreshed at least every `refreshSamples` (a killed process loses at most that).
+    func testWriterKeepsTheFileReadableWhileItRuns() throws {
+        let file = path("live.wav")
+        var tone = ToneGenerator(frequency: 440, levelDBFS: -20)
+        let writer = try WAVWriter(path: file)
+        XCTAssertEqual(writer.refreshSamples, 48_000)
+        // Readable (empty) before anything is appended.
+        XCTAssertEqual(try WAVFile.read(path: file).samples48kMono.count, 0)
+        var all: [Int16] = []
+        for frame in 1...130 {  // 2.6 s of 20 ms frames
+            let pcm = tone.nextFrame()
+            all += pcm
+            try writer.append(pcm)
+            // Read by another reader, as a crash would leave it: never more than a second behind, never ahead.
+            let onDisk = try WAVFile.read(path: file).samples48kMono
+            XCTAssertEqual(onDisk.count, writer.samplesInHeader, "frame \(frame)")
+            XCTAssertLessThan(all.count - onDisk.count, 48_000, "frame \(frame)")
+            XCTAssertEqual(onDisk, Array(all.prefix(onDisk.count)))
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+            XCTAssertEqual(le32(bytes, 4), UInt32(36 + onDisk.count * 2))
+            XCTAssertGreaterThanOrEqual(bytes.count, 44 + onDisk.count * 2)
+        }
+        XCTAssertEqual(writer.samplesInHeader, 96_000)  // refreshed at 1 s and 2 s
+        try writer.refreshHeader()
+        XCTAssertEqual(try WAVFile.read(path: file).samples48kMono, all)
+        try writer.close()
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+        XCTAssertEqual(bytes.count, 44 + all.count * 2)
+        XCTAssertEqual(le32(bytes, 40), UInt32(all.count * 2))
+        XCTAssertThrowsError(try writer.refreshHeader())
+        XCTAssertThrowsError(try WAVWriter(path: path("x.wav"), refreshSamples: 0))
+    }
+
     func testWriterRefusesBadPathAndRate() {
         XCTAssertThrowsError(try WAVWriter(path: path("missing-dir/x.wav"))) { error in
             guard case .io = error as? MediaError else { return XCTFail("\(error)") }
