@@ -16,7 +16,7 @@ struct ClientLogin: AsyncParsableCommand {
     func run() async throws {
         let (client, welcome) = try await options.logIn()
         try await ClientCLI.run(client) {
-            let fingerprint = (try? KeyFile.read(from: options.key))?.publicBundle.fingerprint ?? "?"
+            let fingerprint = (try? KeyFile.read(from: options.files.key))?.publicBundle.fingerprint ?? "?"
             let serverTime = Date(timeIntervalSince1970: Double(welcome.serverTime) / 1000)
             print("logged in as \(welcome.user)/\(welcome.device) on \(options.server)")
             print("  device fingerprint: \(fingerprint)")

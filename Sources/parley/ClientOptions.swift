@@ -54,32 +54,31 @@ struct ClientOptions: ParsableArguments {
         return host.isEmpty ? nil : (host, port)
     }
 
+    /// The key and every client file beside it, as absolute paths (a relative `--key` is relative to the
+    /// working directory, `~` is expanded): the state file, `contacts`, `nat-cache` (docs/OPERATIONS.md).
+    var files: ClientFiles { ClientFiles(key: key) }
+
     /// The client state file: next to the key file.
-    var statePath: String { key + ".state" }
+    var statePath: String { files.state }
 
     /// The pinned contact keys: `contacts` in the key file's directory.
-    var contactsPath: String { (key as NSString).deletingLastPathComponent + "/contacts" }
+    var contactsPath: String { files.contacts }
 
     /// The NAT behaviour cache beside the key (docs/PROTOCOL.md §6.1).
-    var natCachePath: String { (key as NSString).deletingLastPathComponent + "/nat-cache" }
+    var natCachePath: String { files.natCache }
 
     /// Reads the key, connects and logs in. Errors are printed; the thrown value is the exit code.
     /// The device identity from the key file.
     func identity() throws -> DeviceIdentity {
         do {
-            return try KeyFile.read(from: key)
+            return try KeyFile.read(from: files.key)
         } catch {
             throw ClientCLI.failure("cannot read the key file: \(error) (create one with `parley keygen`)")
         }
     }
 
     func logIn() async throws -> (ParleyClient, Welcome) {
-        let identity: DeviceIdentity
-        do {
-            identity = try KeyFile.read(from: key)
-        } catch {
-            throw ClientCLI.failure("cannot read the key file: \(error) (create one with `parley keygen`)")
-        }
+        let identity = try self.identity()
         var logger = Logger(label: "parley.client") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = verbose ? .debug : .warning
         let client = ParleyClient(options: .init(statePath: statePath, contactsPath: contactsPath), logger: logger)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ParleyClient
 import ParleyCrypto
 
 /// `parley keygen`: creates this device's identity key file (mode 0600).
@@ -17,12 +18,13 @@ struct Keygen: ParsableCommand {
     var show = false
 
     func run() throws {
+        let out = ClientFiles.absolute(out)  // relative to the working directory, `~` expanded
         let identity: DeviceIdentity
         if show {
             identity = try KeyFile.read(from: out)
         } else {
             let dir = (out as NSString).deletingLastPathComponent
-            if !dir.isEmpty {
+            if dir != "/" {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
                                                         attributes: [.posixPermissions: 0o700])
             }
