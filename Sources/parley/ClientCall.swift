@@ -39,6 +39,9 @@ struct MediaOptions: ParsableArguments {
     @Flag(help: "Print a live statistics line every second.")
     var stats = false
 
+    @Option(help: ArgumentHelp("Write the call's events to this file, one JSON object per line (docs/OPERATIONS.md).", valueName: "path"))
+    var eventsJson: String?
+
     @Option(help: ArgumentHelp("STUN server for server-reflexive and predicted candidates.", valueName: "host:port"))
     var stun: String?
 
@@ -69,7 +72,7 @@ struct MediaOptions: ParsableArguments {
     func source() throws -> AudioSource {
         if let play {
             do {
-                return .samples(try WAVFile.read(path: play).samples48kMono)
+                return .samples(try WAVFile.read(path: ClientFiles.absolute(play)).samples48kMono)
             } catch {
                 throw ClientCLI.failure("cannot read \(play): \(error)")
             }
@@ -112,6 +115,9 @@ struct MediaOptions: ParsableArguments {
         return settings
     }
 
+    /// The recording's path, absolute (relative to the working directory, `~` expanded), when --record names one.
+    var recordPath: String? { record.map { ClientFiles.absolute($0) } }
+
     /// The playback device, when --speaker names one.
     func playback() throws -> SoundPlayback? {
         guard let speaker else { return nil }
@@ -146,12 +152,87 @@ actor CallProgress {
 
 extension Task where Success == Never, Failure == Never {
     /// Suspends until cancelled.
-    static func never() async throws -> String {
+    static func never<T: Sendable>() async throws -> T {
         while true { try await Task<Never, Never>.sleep(for: .seconds(3600)) }
     }
 }
 
-/// Prints the media engine's events; returns when the call should end, with why.
+/// Why a call (or the wait for one) ended, as `call` and `answer` report it.
+enum CallEnd: Sendable {
+    /// The server said the call ended (the peer hung up, cancelled, rejected, was busy, offline or gone).
+    case ended(SignalEvent.EndReason)
+    /// The peer said goodbye on the media path.
+    case peerHungUp
+    /// `--play` came to its end.
+    case sourceFinished
+    /// `--hold` ran out.
+    case holdOver
+    /// SIGINT or SIGTERM.
+    case interrupted(Int32)
+    /// Nobody answered within `--timeout`.
+    case noAnswer(Double)
+    /// No call rang within `--timeout` (answer).
+    case noCall(Double)
+    /// Another device of ours took the call (answer).
+    case answeredElsewhere(SignalName)
+    /// This device declined (answer without --auto).
+    case rejected
+    case signalingClosed
+    case mediaClosed
+
+    /// The line printed for people.
+    var text: String {
+        switch self {
+        case .ended(let reason): "call ended: \(reason.rawValue)"
+        case .peerHungUp: "peer hung up"
+        case .sourceFinished: "source finished"
+        case .holdOver: "hold over"
+        case .interrupted(let signal): signal == SIGTERM ? "terminated (SIGTERM)" : "interrupted (Ctrl-C)"
+        case .noAnswer(let seconds): "no answer within \(seconds) s"
+        case .noCall(let seconds): "no call within \(seconds) s"
+        case .answeredElsewhere(let device): "answered on our other device \(device)"
+        case .rejected: "rejected"
+        case .signalingClosed: "signaling closed"
+        case .mediaClosed: "media closed"
+        }
+    }
+
+    /// The `reason` of the `ended` event in `--events-json`.
+    var reason: String {
+        switch self {
+        case .ended(let reason): "server:\(reason.rawValue)"
+        case .peerHungUp: "peer-hangup"
+        case .sourceFinished: "source-finished"
+        case .holdOver: "hold-over"
+        case .interrupted(let signal): signal == SIGTERM ? "sigterm" : "sigint"
+        case .noAnswer: "no-answer"
+        case .noCall: "no-call"
+        case .answeredElsewhere: "answered-elsewhere"
+        case .rejected: "rejected"
+        case .signalingClosed: "signaling-closed"
+        case .mediaClosed: "media-closed"
+        }
+    }
+
+    /// Whether the server already knows the call is over (nothing to send it).
+    var serverKnows: Bool {
+        if case .ended = self { return true }
+        if case .answeredElsewhere = self { return true }
+        return false
+    }
+
+    /// The process's exit code once the call is hung up (docs/OPERATIONS.md).
+    var exitCode: Int32 {
+        switch self {
+        case .interrupted(let signal): CallExit.code(for: signal)
+        case .noCall: 1
+        default: CallExit.completed
+        }
+    }
+}
+
+/// Prints the media engine's events (and logs them with `--events-json`); returns when the call should
+/// end, with why.
 enum MediaPrinter {
     static func wall() -> UInt64 {
         var ts = timespec()
@@ -161,45 +242,80 @@ enum MediaPrinter {
 
     /// Consumes engine events until the peer hangs up or the source ends (when `endWithSource`).
     static func follow(
-        _ engine: CallMediaEngine, stats: Bool, endWithSource: Bool, trace: Bool = false,
+        _ engine: CallMediaEngine, stats: Bool, endWithSource: Bool, trace: Bool = false, log: CallEventLog,
         onReveal: @escaping @Sendable ([UInt8]) async -> Void,
         onTrickle: @escaping @Sendable (ICECandidate) async -> Void = { _ in }
-    ) async -> String {
+    ) async -> CallEnd {
         for await event in engine.events {
             switch event {
             case .keysReady(let device, let sas, let suite):
                 print("keys agreed with \(device) (\(suite)); compare the code with the other person:")
                 print("  SAS: \(sas)")
-            case .mediaStarted(let device, let peer):
+                log.emit("keys", ["device": .string(device.description), "sas": .string("\(sas)"), "suite": .string("\(suite)")])
+            case .mediaStarted(let device, let peer, let wall):
                 print("media with \(device) at \(peer)")
+                log.emit("media-started", ["device": .string(device.description), "peer": .string("\(peer)"), "wall_us": .int(Int64(wall))])
             case .firstAudio(let wall):
                 print("first audio decrypted at \(wall) µs")
+                log.emit("first-audio", ["wall_us": .int(Int64(wall))])
             case .quality(let quality):
                 if stats { print("stats: \(quality)") }
+                log.emit("stats", CallEventLog.fields(quality))
             case .revealThroughSignaling(let reveal):
                 await onReveal(reveal)
             case .sourceFinished:
-                if endWithSource { return "source finished" }
+                if endWithSource { return .sourceFinished }
             case .peerHungUp:
-                return "peer hung up"
+                return .peerHungUp
             case .failed(let device, let reason):
                 ClientCLI.warn("WARNING: media with \(device) failed: \(reason)")
+                log.emit("media-failed", ["device": .string(device.description), "reason": .string(reason)])
             case .path(let pair, let relayed):
-                print("path: \(relayed ? "relay" : pair.remote.type == .predicted || pair.local.type == .predicted ? "predicted" : "direct") \(pair) at \(wall()) µs")
+                let kind = relayed ? "relay" : pair.remote.type == .predicted || pair.local.type == .predicted ? "predicted" : "direct"
+                print("path: \(kind) \(pair) at \(wall()) µs")
+                log.emit("path", ["kind": .string(kind), "pair": .string("\(pair)")])
             case .trickle(let candidate):
                 await onTrickle(candidate)
             case .note(let line):
                 if trace { print("media: \(line)") }
             }
         }
-        return "media closed"
+        return .mediaClosed
     }
 
-    static func summary(_ engine: CallMediaEngine, trace: Bool = false) async {
+    /// Hangs up the media (goodbye on the media path, recording closed) and prints the totals.
+    static func summary(_ engine: CallMediaEngine, trace: Bool = false, log: CallEventLog) async {
         guard let summary = await engine.finish() else { return }
         print("summary: \(summary)")
         if let path = summary.path { print("final path: \(path)") }
         if trace { for line in summary.ice { print("media: \(line)") } }
+        var fields = CallEventLog.fields(summary.quality)
+        fields["sent_packets"] = .int(Int64(summary.sentPackets))
+        fields["received_packets"] = .int(Int64(summary.receivedPackets))
+        fields["played"] = .int(Int64(summary.played))
+        fields["concealed"] = .int(Int64(summary.concealed))
+        fields["recorded_frames"] = .int(Int64(summary.writtenFrames))
+        if let duration = summary.mediaDurationMicros { fields["media_us"] = .int(Int64(duration)) }
+        if let path = summary.path { fields["path"] = .string(path) }
+        log.emit("summary", fields)
+    }
+
+    /// Tells the server, within `limit`: with signaling gone the peer has the media goodbye already, and the
+    /// command stays queued in the state file (a later login sends it).
+    static func tellServer(_ limit: Duration = .milliseconds(1500), _ send: @escaping @Sendable () async throws -> Void) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await send() }
+            group.addTask { try? await Task.sleep(for: limit) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// The last lines: `hung up`, the `hung-up` event; throws the exit code when it is not 0.
+    static func hungUp(_ end: CallEnd, log: CallEventLog) throws {
+        print("hung up")
+        log.emit("hung-up", ["reason": .string(end.reason), "exit": .int(Int64(end.exitCode))])
+        if end.exitCode != 0 { throw ExitCode(end.exitCode) }
     }
 }
 
@@ -238,7 +354,10 @@ struct ClientCall: AsyncParsableCommand {
     func run() async throws {
         ClientCLI.lineBufferedOutput()  // live lines even into a pipe (parley demo, scripts)
         let identity = try options.identity()
+        let log = try CallEventLog(path: media.eventsJson)
         let (client, _) = try await options.logIn()
+        // From here on Ctrl-C (and SIGTERM) hangs up properly; before it there is nothing to hang up.
+        let interrupts = Interrupts.install()
         let media = media
         let timeout = timeout
         let hold = hold
@@ -264,12 +383,13 @@ struct ClientCall: AsyncParsableCommand {
                 caller: handshake, call: call, callee: callee, myIdentityKey: Array(identity.publicBundle.signingKey),
                 devices: devices)
             try await engine.start(
-                core, source: try media.source(), recordTo: media.record, speaker: try media.playback(), settings: media.settings)
+                core, source: try media.source(), recordTo: media.recordPath, speaker: try media.playback(), settings: media.settings)
             _ = try await client.call(callee, offer: handshake.offer, id: call)
             print("calling \(callee) (call \(call)); candidates: \(ice.candidates.map(\.description).joined(separator: ", "))")
+            log.emit("calling", ["call": .string(call.text), "callee": .string(callee.description)])
             let progress = CallProgress()
             let ufrags = DeviceUfrags()
-            let outcome = try await withThrowingTaskGroup(of: String.self) { group in
+            let outcome: CallEnd = try await withThrowingTaskGroup(of: CallEnd.self) { group in
                 group.addTask {
                     for await event in client.events {
                         await client.acknowledge(upTo: event.sseq)
@@ -277,12 +397,13 @@ struct ClientCall: AsyncParsableCommand {
                         case .answer(call, let by, let answer):
                             await progress.answer()
                             print("answered by \(ClientCLI.describe(by)) at \(MediaPrinter.wall()) µs")
+                            log.emit("answered", ["by": .string(by.description)])
                             engine.answered(by: by.device, answer: answer)
                             let theirs = ICEFields(payload: answer)
                             await ufrags.set(by.device, theirs.credentials?.ufrag)
                             engine.checkPeer(theirs, password: password, controlling: true)
                         case .ended(call, let reason):
-                            return "call ended: \(reason.rawValue)"
+                            return .ended(reason)
                         case .candidate(call, let from, let payload):
                             if case .ice(let candidate) = CallCandidatePayload(decoding: payload),
                                 let ufrag = await ufrags.get(from.device)
@@ -293,33 +414,44 @@ struct ClientCall: AsyncParsableCommand {
                             ClientCLI.printOther(event)
                         }
                     }
-                    return "signaling closed"
+                    return .signalingClosed
                 }
                 group.addTask {
                     await MediaPrinter.follow(
-                        engine, stats: media.stats, endWithSource: hold == nil, trace: media.traceMedia,
+                        engine, stats: media.stats, endWithSource: hold == nil, trace: media.traceMedia, log: log,
                         onReveal: { reveal in try? await client.candidate(call, CallCandidatePayload.reveal(reveal).encoded) },
                         onTrickle: { candidate in try? await client.candidate(call, CallCandidatePayload.ice(candidate).encoded) })
                 }
                 group.addTask {
+                    for await signal in interrupts { return .interrupted(signal) }
+                    return try await Task.never()
+                }
+                group.addTask {
                     try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
-                    return await progress.answered ? try await Task.never() : "no answer within \(timeout) s"
+                    return await progress.answered ? try await Task.never() : .noAnswer(timeout)
                 }
                 if let hold {
                     group.addTask {
                         while await !progress.answered { try await Task.sleep(for: .milliseconds(20)) }
                         try await Task.sleep(for: .milliseconds(Int(hold * 1000)))
-                        return "hold over"
+                        return .holdOver
                     }
                 }
-                let first = try await group.next() ?? "?"
+                let first = try await group.next() ?? .mediaClosed
                 group.cancelAll()
                 return first
             }
-            print(outcome)
-            await MediaPrinter.summary(engine, trace: media.traceMedia)
-            if !outcome.hasPrefix("call ended") { try? await client.end(call) }
-            print("hung up")
+            print(outcome.text)
+            log.emit("ended", ["reason": .string(outcome.reason)])
+            // The media goodbye goes first (it needs no server), with the recording closed and the totals.
+            await MediaPrinter.summary(engine, trace: media.traceMedia, log: log)
+            if !outcome.serverKnows {
+                let answered = await progress.answered
+                await MediaPrinter.tellServer {
+                    if answered { try await client.end(call) } else { try await client.cancel(call) }
+                }
+            }
+            try MediaPrinter.hungUp(outcome, log: log)
         }
     }
 }
@@ -380,7 +512,9 @@ struct ClientAnswer: AsyncParsableCommand {
     func run() async throws {
         ClientCLI.lineBufferedOutput()  // live lines even into a pipe (parley demo, scripts)
         let identity = try options.identity()
+        let log = try CallEventLog(path: media.eventsJson)
         let (client, welcome) = try await options.logIn()
+        let interrupts = Interrupts.install()
         let auto = auto
         let media = media
         let ringFor = ringFor
@@ -388,9 +522,10 @@ struct ClientAnswer: AsyncParsableCommand {
         let timeout = timeout
         try await ClientCLI.run(client) {
             print("waiting for a call…")
+            log.emit("waiting")
             let engine = try await CallMediaEngine.bind(host: media.mediaBind, traversal: try media.traversal(natCache: options.natCachePath))
             let state = CalleeState()
-            let outcome = try await withThrowingTaskGroup(of: String.self) { group in
+            let outcome: CallEnd = try await withThrowingTaskGroup(of: CallEnd.self) { group in
                 group.addTask {
                     for await event in client.events {
                         await client.acknowledge(upTo: event.sseq)
@@ -398,6 +533,7 @@ struct ClientAnswer: AsyncParsableCommand {
                         switch event.kind {
                         case .ring(let id, let from, let offer) where current == nil:
                             print("ring from \(ClientCLI.describe(from)) (call \(id))")
+                            log.emit("ring", ["call": .string(id.text), "from": .string(from.description)])
                             guard let callerBundle = await client.pinnedKey(from.user, device: from.device) else {
                                 ClientCLI.warn("WARNING: no pinned key for the caller; rejecting")
                                 try await client.reject(id)
@@ -426,7 +562,7 @@ struct ClientAnswer: AsyncParsableCommand {
                                 myIdentityKey: Array(identity.publicBundle.signingKey), signedAnswer: signed.bytes,
                                 callerBundle: callerBundle, callerCandidates: CallMediaCore.candidates(inAnswer: offer))
                             try await engine.start(
-                core, source: try media.source(), recordTo: media.record, speaker: try media.playback(), settings: media.settings)
+                core, source: try media.source(), recordTo: media.recordPath, speaker: try media.playback(), settings: media.settings)
                             engine.checkPeer(theirs, password: password, controlling: false)
                             try await client.prepare(id, answer: handshake.answer)
                             await state.ring(id)
@@ -440,6 +576,7 @@ struct ClientAnswer: AsyncParsableCommand {
                                 }
                                 try Task.checkCancellation()
                                 print("accepted at \(MediaPrinter.wall()) µs")
+                                log.emit("accepted", ["call": .string(id.text)])
                                 engine.accept()
                                 try await client.accept(id, answer: nil)
                                 return true
@@ -460,45 +597,59 @@ struct ClientAnswer: AsyncParsableCommand {
                             }
                         case .elsewhere(current, let device):
                             await state.cancelAccept()
-                            return "answered on our other device \(device)"
+                            return .answeredElsewhere(device)
                         case .ended(current, let reason):
                             await state.cancelAccept()
-                            return "call ended: \(reason.rawValue)"
+                            return .ended(reason)
                         default:
                             ClientCLI.printOther(event)
                         }
-                        if await state.rejected { return "rejected" }
+                        if await state.rejected { return .rejected }
                     }
-                    return "signaling closed"
+                    return .signalingClosed
                 }
                 group.addTask {
                     await MediaPrinter.follow(
-                        engine, stats: media.stats, endWithSource: false, trace: media.traceMedia, onReveal: { _ in },
+                        engine, stats: media.stats, endWithSource: false, trace: media.traceMedia, log: log, onReveal: { _ in },
                         onTrickle: { candidate in
                             if let call = await state.call { try? await client.candidate(call, CallCandidatePayload.ice(candidate).encoded) }
                         })
                 }
                 group.addTask {
+                    for await signal in interrupts { return .interrupted(signal) }
+                    return try await Task.never()
+                }
+                group.addTask {
                     try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
-                    return await state.call == nil ? "no call within \(timeout) s" : try await Task.never()
+                    return await state.call == nil ? .noCall(timeout) : try await Task.never()
                 }
                 if let hold {
                     group.addTask {
                         while await !state.accepted { try await Task.sleep(for: .milliseconds(20)) }
                         try await Task.sleep(for: .milliseconds(Int(hold * 1000)))
-                        return "hold over"
+                        return .holdOver
                     }
                 }
-                let first = try await group.next() ?? "?"
+                let first = try await group.next() ?? .mediaClosed
                 group.cancelAll()
                 return first
             }
             let call = await state.call
-            print(outcome)
-            await MediaPrinter.summary(engine, trace: media.traceMedia)
-            if let call, await state.accepted, !outcome.hasPrefix("call ended") { try? await client.end(call) }
-            if outcome.hasPrefix("no call") { throw ClientCLI.failure(outcome) }
-            print("hung up")
+            print(outcome.text)
+            log.emit("ended", ["reason": .string(outcome.reason)])
+            await state.cancelAccept()
+            // The media goodbye first (it needs no server), with the recording closed and the totals.
+            await MediaPrinter.summary(engine, trace: media.traceMedia, log: log)
+            if let call, !outcome.serverKnows {
+                let accepted = await state.accepted
+                let rejected = await state.rejected
+                // In the call: hang up. Still ringing (Ctrl-C before accepting): decline it.
+                if accepted || !rejected {
+                    await MediaPrinter.tellServer { if accepted { try await client.end(call) } else { try await client.reject(call) } }
+                }
+            }
+            if case .noCall = outcome { ClientCLI.warn("parley: \(outcome.text)") }
+            try MediaPrinter.hungUp(outcome, log: log)
         }
     }
 

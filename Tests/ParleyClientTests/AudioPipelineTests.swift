@@ -1,3 +1,4 @@
+import Foundation
 import ParleyCrypto
 import ParleyMedia
 import ParleyWire
@@ -53,6 +54,7 @@ final class AudioPipelineTests: XCTestCase {
         a.receivedReport(report(lossPermille: 200, time: 2), sequence: 1, now: 2_000)
         XCTAssertTrue(a.redundancy.enabled)
         var t: UInt64 = 100_000
+        b.startPlayout(now: t)
         var lostOwnPackets: Set<UInt64> = []
         for i in 0..<100 {
             let (frame, opus, copies) = try send()
@@ -153,6 +155,116 @@ final class AudioPipelineTests: XCTestCase {
         let estimate = try XCTUnwrap(a.bandwidthEstimate, "a standing queue is congestion even without loss")
         XCTAssertLessThan(a.encoder.bitrate, 32_000)
         XCTAssertLessThanOrEqual(a.encoder.bitrate, estimate)
+    }
+}
+
+/// What a recording and the call statistics show while the peer sends audio, sends only the silence it
+/// chose (DTX), or nothing at all; and that playout and recording keep real time (issue 13).
+final class AudioPipelinePlayoutTests: XCTestCase {
+    /// `seconds` of a's audio to b over a clean 10 ms path, a report from a every second; b plays out at each
+    /// 20 ms tick. Sequence numbers as the media core gives them: one per datagram, audio and reports alike.
+    func stream(
+        _ source: AudioSource, seconds: Int, lose: (UInt64) -> Bool = { _ in false }
+    ) throws -> (a: AudioPipeline, b: AudioPipeline, end: UInt64) {
+        let a = try AudioPipeline(source: source, sink: nil, settings: AudioSettings())
+        let b = try AudioPipeline(source: .silence, sink: nil, settings: AudioSettings())
+        var sequence: UInt64 = 0
+        let start: UInt64 = 1_000_000
+        b.startPlayout(now: start)
+        var t = start
+        // Until `seconds` have passed and then until the next audio packet: the gap before it is settled
+        // (a DTX gap is known for what it is only when the packet after it comes).
+        var playedBeforeLast: Int?
+        var tick: UInt64 = 0
+        while tick < UInt64(seconds * 50) || playedBeforeLast.map({ b.jitter.statistics.played <= $0 }) ?? true {
+            t = start + tick * 20_000
+            tick += 1
+            if let (frame, opus) = try a.nextFrame() {
+                if !lose(sequence) { b.received(frame: frame, opus: opus, sequence: sequence, now: t + 10_000) }
+                sequence += 1
+                if tick >= UInt64(seconds * 50), playedBeforeLast == nil { playedBeforeLast = b.jitter.statistics.played }
+            }
+            if tick % 50 == 26 {
+                if !lose(sequence) { b.receivedReport(a.report(now: t), sequence: sequence, now: t + 10_000) }
+                sequence += 1
+            }
+            try b.playout(now: t + 15_000)
+        }
+        return (a, b, t + 20_000)
+    }
+
+    func testAPeerSendingATonePlaysWithoutConcealmentAndAGoodScore() throws {
+        let (_, b, end) = try stream(.tone(frequency: 440, levelDBFS: -20), seconds: 5)
+        let stats = b.jitter.statistics
+        XCTAssertEqual(stats.concealed, 0)
+        XCTAssertEqual(stats.unsent, 0)
+        XCTAssertGreaterThan(stats.played, 240)
+        let quality = b.quality(now: end)
+        XCTAssertEqual(quality.peerAudio, .sending)
+        XCTAssertGreaterThanOrEqual(quality.meanOpinionScore, 4.0)
+        XCTAssertEqual(b.callQuality(now: end).peerAudio, .sending)
+        XCTAssertTrue(quality.description.contains("MOS"), quality.description)
+    }
+
+    /// A peer with no source sends DTX: a packet now and then, the frames between never sent. Before, those
+    /// frames were counted as concealment (77 % concealed, MOS 1.19 on a perfect link).
+    func testASilentPeerIsSilentNotConcealment() throws {
+        let (a, b, end) = try stream(.silence, seconds: 10)
+        let stats = b.jitter.statistics
+        XCTAssertLessThan(a.sentPackets, 50, "DTX: the silent side sends a packet now and then, not 50 a second")
+        XCTAssertGreaterThan(b.receivedAudio, 0)
+        XCTAssertEqual(stats.concealed, 0, "\(stats)")
+        XCTAssertGreaterThan(stats.unsent, 400, "\(stats)")
+        XCTAssertGreaterThan(b.gaps.unsentFrames, 400, "the frames between the packets were never sent")
+        let quality = b.quality(now: end)
+        XCTAssertEqual(quality.peerAudio, .silent)
+        XCTAssertEqual(quality.concealedPercent, 0)
+        XCTAssertTrue(quality.description.hasSuffix("peer silent"), quality.description)
+        XCTAssertFalse(quality.description.contains("MOS"))
+        XCTAssertEqual(b.callQuality(now: end).peerAudio, .silent)
+    }
+
+    /// A DTX gap whose packets were partly lost is loss (which frames they carried cannot be known).
+    func testAGapThatLostPacketsStaysConcealment() throws {
+        var lost: Set<UInt64> = []
+        let (_, b, _) = try stream(.silence, seconds: 10) { sequence in
+            if sequence == 6 || sequence == 7 { lost.insert(sequence); return true }
+            return false
+        }
+        XCTAssertEqual(lost, [6, 7])
+        XCTAssertGreaterThan(b.jitter.statistics.concealed, 0)
+        XCTAssertGreaterThan(b.jitter.statistics.unsent, 300)
+    }
+
+    func testNothingHeardIsUnheard() throws {
+        let (_, b, end) = try stream(.tone(frequency: 440, levelDBFS: -20), seconds: 2)
+        XCTAssertEqual(b.quality(now: end).peerAudio, .sending)
+        XCTAssertEqual(b.quality(now: end + 2_000_000).peerAudio, .unheard)
+        XCTAssertTrue(b.quality(now: end + 3_000_000).description.hasSuffix("nothing heard from the peer"))
+    }
+
+    /// One frame per 20 ms of real time from media start, whatever arrives and however the ticks come: a
+    /// stalled loop catches up, a long stall is filled with silence, and nothing is ever ahead of the clock.
+    func testPlayoutAndRecordingFollowRealTime() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-playout-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("rec.wav").path
+        let b = try AudioPipeline(source: .silence, sink: try WAVWriter(path: path), settings: AudioSettings())
+        try b.playout(now: 500_000)
+        XCTAssertEqual(b.writtenFrames, 0, "nothing before media starts")
+        let start: UInt64 = 1_000_000
+        b.startPlayout(now: start)
+        // Regular ticks, a tick twice at one time, a 300 ms stall, a 7 s stall, ticks early in their frame.
+        for offset: UInt64 in [0, 5_000, 20_000, 20_000, 40_000, 340_000, 360_000, 7_360_000, 7_371_000, 7_390_000] {
+            try b.playout(now: start + offset)
+            XCTAssertEqual(UInt64(b.writtenFrames), offset / 20_000 + 1, "at +\(offset) µs")
+            XCTAssertEqual(b.playoutTicks, offset / 20_000 + 1)
+        }
+        try b.close()
+        let recorded = try WAVFile.read(path: path).samples48kMono
+        XCTAssertEqual(recorded.count, (7_390_000 / 20_000 + 1) * 960)
+        XCTAssertTrue(recorded.allSatisfy { $0 == 0 })
     }
 }
 

@@ -40,6 +40,8 @@ final class AudioPipeline {
     let decoder: OpusDecoder
     var jitter: JitterBuffer
     var arrivals = ArrivalStats()
+    /// Which missing frames the peer never sent (DTX) and how much it sends at all.
+    var gaps = SenderGaps()
     var rtt = RTTEstimator()
     /// Loss tunes FEC; only congestion (the bandwidth estimate) lowers the bitrate. Stepping the bitrate down
     /// for random loss starves Opus's in-band FEC (LBRR needs bits), which conceals more, not less: the
@@ -64,6 +66,16 @@ final class AudioPipeline {
     private(set) var firstDecrypted: UInt64?
     private(set) var firstPlayed: UInt64?
     private(set) var writtenFrames = 0
+    /// When media started (the playout and recording clock's origin), nil before.
+    private(set) var playoutStart: UInt64?
+    /// Playout ticks run since ``playoutStart``: one per 20 ms of real time.
+    private(set) var playoutTicks: UInt64 = 0
+    /// When the last authenticated packet (audio or report) came from the peer.
+    private(set) var lastHeard: UInt64?
+    /// When ``quality(now:)`` last looked at how much the peer sends.
+    private var lastActivityCheck: UInt64?
+    /// How the peer's audio was at the last ``quality(now:)``.
+    private(set) var peerAudio = CallQuality.PeerAudio.sending
     /// The peer's report time we last saw and when (for echoing).
     private var peerReport: (time: UInt64, at: UInt64)?
     private(set) var peerLossPercent = 0.0
@@ -141,15 +153,48 @@ final class AudioPipeline {
     /// A decrypted audio packet arrived.
     func received(frame: UInt64, opus: [UInt8], sequence: UInt64, now: UInt64) {
         if firstDecrypted == nil { firstDecrypted = now }
+        lastHeard = now
         receivedAudio += 1
+        if let unsent = gaps.audio(frame: frame, sequence: sequence) { jitter.markUnsent(unsent) }
         receivedBytes += UInt64(opus.count + Self.packetOverhead)
         arrivals.record(sequence: sequence, frame: frame, arrival: now)
         jitter.insert(frame: frame, payload: opus, arrival: now)
     }
 
-    /// One playout tick: the jitter buffer's decision, decoded, written to the sink once playout started.
+    /// Media started: the playout and recording clock begins now. From here on exactly one 20 ms frame is
+    /// played (and recorded) per 20 ms of real time, whatever arrives: audio, concealment, comfort noise
+    /// or silence while the peer sends nothing or is gone. So a recording is as long as the call.
+    func startPlayout(now: UInt64) {
+        guard playoutStart == nil else { return }
+        playoutStart = now
+    }
+
+    /// Most playout ticks caught up in one call after a stall (one second); frames beyond are recorded as
+    /// silence without asking the jitter buffer (its frames are stale by then; it sheds the delay itself).
+    static let maximumCatchUp: UInt64 = 50
+
+    /// Plays out every frame whose time has begun by `now` (normally one per 20 ms engine tick; more after
+    /// the loop was held up, so the recording keeps real time): the jitter buffer's decision, decoded, to
+    /// the speaker and the recording. Nothing before ``startPlayout(now:)``.
     func playout(now: UInt64) throws {
-        let pcm: [Int16]?
+        guard let start = playoutStart, now >= start else { return }
+        let due = (now - start) / JitterBuffer.frameDuration + 1
+        guard due > playoutTicks else { return }
+        let behind = due - playoutTicks
+        if behind > Self.maximumCatchUp {
+            let silence = [Int16](repeating: 0, count: AudioFormat.frameSamples)
+            for _ in 0..<(behind - Self.maximumCatchUp) { try write(silence) }
+            playoutTicks += behind - Self.maximumCatchUp
+        }
+        while playoutTicks < due {
+            playoutTicks += 1
+            try playOne(now: now)
+        }
+    }
+
+    /// One playout tick.
+    private func playOne(now: UInt64) throws {
+        let pcm: [Int16]
         switch jitter.pull(now: now) {
         case .frame(let packet):
             pcm = (try? decoder.decode(packet)) ?? decoder.conceal()
@@ -160,13 +205,16 @@ final class AudioPipeline {
         case .conceal:
             pcm = decoder.conceal()
         case .silence:
-            pcm = firstPlayed == nil ? nil : [Int16](repeating: 0, count: AudioFormat.frameSamples)
+            pcm = [Int16](repeating: 0, count: AudioFormat.frameSamples)
         }
-        if let pcm { speaker?.enqueue(pcm) }
-        if let pcm, let sink {
-            try sink.append(pcm)
-            writtenFrames += 1
-        }
+        speaker?.enqueue(pcm)
+        try write(pcm)
+    }
+
+    private func write(_ pcm: [Int16]) throws {
+        guard let sink else { return }
+        try sink.append(pcm)
+        writtenFrames += 1
     }
 
     /// Builds a receiver report (docs/PROTOCOL.md §5.5):
@@ -195,6 +243,8 @@ final class AudioPipeline {
     @discardableResult
     func receivedReport(_ bytes: [UInt8], sequence: UInt64, now: UInt64) -> RateController.Decision? {
         arrivals.record(sequence: sequence)
+        gaps.other(sequence: sequence)
+        lastHeard = now
         // 28 bytes without the queuing delay (the first version), 30 with it; anything else is not a report.
         guard bytes.count == 28 || bytes.count == 30 else { return nil }
         func get(_ offset: Int, _ count: Int) -> UInt64 { bytes[offset..<(offset + count)].reduce(0) { $0 << 8 | UInt64($1) } }
@@ -233,8 +283,39 @@ final class AudioPipeline {
         return decision
     }
 
-    /// The live quality figures of what we receive.
-    var quality: CallQuality { CallQuality(rtt: rtt, arrivals: arrivals, playout: jitter.statistics) }
+    /// The live quality figures of what we receive, with how the peer's audio is since the previous call:
+    /// ``CallQuality/PeerAudio/unheard`` when nothing authenticated came for ``unheardAfter``,
+    /// ``CallQuality/PeerAudio/silent`` when the peer sent under a tenth of the frames the time held
+    /// (DTX sends one comfort-noise update per 400 ms, a twentieth), else sending.
+    func quality(now: UInt64) -> CallQuality {
+        let since = lastActivityCheck ?? playoutStart ?? now
+        lastActivityCheck = now
+        let sent = gaps.takeSentFrames()
+        let frames = (now - min(since, now)) / JitterBuffer.frameDuration
+        if lastHeard.map({ now - min($0, now) >= Self.unheardAfter }) ?? true {
+            peerAudio = .unheard
+        } else if frames >= 10 {
+            peerAudio = sent * 10 < frames ? .silent : .sending
+        }
+        return snapshot(peerAudio)
+    }
+
+    /// The whole call's figures (for the summary): silent when the peer sent under a tenth of the call's frames.
+    func callQuality(now: UInt64) -> CallQuality {
+        let frames = playoutStart.map { (now - min($0, now)) / JitterBuffer.frameDuration } ?? 0
+        let audio: CallQuality.PeerAudio =
+            lastHeard == nil ? .unheard : frames >= 10 && gaps.sentFrames * 10 < frames ? .silent : .sending
+        return snapshot(audio)
+    }
+
+    /// No authenticated packet for this long (1.5 s: reports alone come every second) means the peer is not heard.
+    static let unheardAfter: UInt64 = 1_500_000
+
+    private func snapshot(_ audio: CallQuality.PeerAudio) -> CallQuality {
+        var quality = CallQuality(rtt: rtt, arrivals: arrivals, playout: jitter.statistics)
+        quality.peerAudio = audio
+        return quality
+    }
 
     /// Closes the sink (fixes up the WAV header) and stops the sound card threads.
     func close() throws {

@@ -11,8 +11,9 @@ import ParleyWire
 public enum CallMediaEvent: Sendable {
     /// Keys agreed with `device`: show the code to the person.
     case keysReady(device: SignalName, sas: ShortAuthenticationString, suite: MediaCipherSuite)
-    /// Media flows with `device` at `peer`.
-    case mediaStarted(device: SignalName, peer: SocketAddress)
+    /// Media flows with `device` at `peer`; the call's playout and recording clock starts now (wall clock,
+    /// µs since the epoch).
+    case mediaStarted(device: SignalName, peer: SocketAddress, wallMicros: UInt64)
     /// The first audio packet from the peer was decrypted (wall clock, µs since the epoch).
     case firstAudio(wallMicros: UInt64)
     /// Once a second while media flows.
@@ -43,7 +44,10 @@ public struct CallMediaSummary: Sendable, CustomStringConvertible {
     public let recoveredByFEC: Int
     public let concealed: Int
     public let late: Int
+    /// 20 ms frames written to the recording: one per 20 ms from media start to the hang-up.
     public let writtenFrames: Int
+    /// From media start to the hang-up, µs (nil when media never started).
+    public let mediaDurationMicros: UInt64?
     public let dropped: [String: Int]
     /// Every ICE pair and whether its checks succeeded.
     public let ice: [String]
@@ -324,8 +328,11 @@ public final class CallMediaEngine: @unchecked Sendable {
             self.finalPath = self.traversal.finalPath
             self.emit(self.traversal.close(now: self.now))
             self.channel.flush()
+            // The recording runs to the hang-up: the frames due since the last tick first.
+            try? self.audio?.playout(now: self.now)
+            let summary = self.summary()
             try? self.audio?.close()
-            return self.summary()
+            return summary
         }.get()
         let streams = (try? await loop.submit { Array(self.streams.values) }.get()) ?? []
         for stream in streams { try? await stream.close() }
@@ -338,10 +345,12 @@ public final class CallMediaEngine: @unchecked Sendable {
     func summary() -> CallMediaSummary? {
         guard let audio else { return nil }
         let stats = audio.jitter.statistics
+        let now = self.now
         return CallMediaSummary(
-            quality: audio.quality, sentPackets: audio.sentPackets, receivedPackets: audio.receivedAudio,
+            quality: audio.callQuality(now: now), sentPackets: audio.sentPackets, receivedPackets: audio.receivedAudio,
             played: stats.played, recoveredByFEC: stats.recoveredByFEC, concealed: stats.concealed, late: stats.late,
-            writtenFrames: audio.writtenFrames, dropped: core?.dropped ?? [:], ice: iceReport, path: finalPath)
+            writtenFrames: audio.writtenFrames, mediaDurationMicros: audio.playoutStart.map { now - min($0, now) },
+            dropped: core?.dropped ?? [:], ice: iceReport, path: finalPath)
     }
 
     func onLoop(_ body: @escaping @Sendable (inout CallMediaCore, UInt64) -> [CallMediaCore.Action]) {
@@ -394,7 +403,7 @@ public final class CallMediaEngine: @unchecked Sendable {
                     // so the encoding work of this tick must not count as network time.
                     let stamp = self.now
                     actions += core.sendReport(audio.report(now: stamp), now: stamp)
-                    continuation.yield(.quality(audio.quality))
+                    continuation.yield(.quality(audio.quality(now: stamp)))
                 }
             } catch {
                 continuation.yield(.failed(device: core.callee, reason: "audio: \(error)"))
@@ -522,7 +531,8 @@ public final class CallMediaEngine: @unchecked Sendable {
                 if let keyLog { Self.logKeys(keys, call: core?.call, to: keyLog) }
                 continuation.yield(.keysReady(device: device, sas: keys.sas, suite: keys.suite))
             case .mediaStarted(let device, let peer):
-                continuation.yield(.mediaStarted(device: device, peer: peer))
+                audio?.startPlayout(now: now)
+                continuation.yield(.mediaStarted(device: device, peer: peer, wallMicros: Self.wallMicros))
                 // The first frame goes out now, not at the next tick: it is what tells the other side that
                 // media started (docs/PROTOCOL.md §5.3), so it sets the call's setup time.
                 if !inTick { sendFrameNow() }

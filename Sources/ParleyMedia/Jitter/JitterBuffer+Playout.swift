@@ -67,7 +67,9 @@ extension JitterBuffer {
         return play(due)
     }
 
-    /// The due frame is missing: stretch, rebuild from FEC, conceal, or fall silent.
+    /// The due frame is missing: stretch, rebuild from FEC, conceal, or fall silent. A frame the sender
+    /// never sent (``markUnsent(_:)``) gets the same concealment or silence, counted as ``Statistics/unsent``,
+    /// and is never "recovered" from the next frame's FEC (there was nothing to recover).
     private mutating func missing(grow: Bool) -> Output {
         // Grow: hold the position; the frame may still arrive in time.
         if grow {
@@ -79,20 +81,77 @@ extension JitterBuffer {
         if !isSilent, missingRun > configuration.concealLimit, bufferedFrames == 0 {
             isSilent = true
         }
+        let unsent = takeUnsent(nextFrame)
         if isSilent {
-            advance(received: false)
-            statistics.silence += 1
+            passed(unsent ? .unsent : .silence)
             return .silence
         }
-        if let next = slots[slotIndex(nextFrame &+ 1)], next.frame == nextFrame &+ 1 {
+        if !unsent, let next = slots[slotIndex(nextFrame &+ 1)], next.frame == nextFrame &+ 1 {
             advance(received: false)
             missingRun = 0
             statistics.recoveredByFEC += 1
             return .recover(fromNext: next.payload)
         }
-        advance(received: false)
-        statistics.concealed += 1
+        passed(unsent ? .unsent : .concealed)
         return .conceal
+    }
+
+    /// Counts the due frame, which is missing, as `outcome`, remembers how (for a later ``markUnsent(_:)``)
+    /// and moves on.
+    private mutating func passed(_ outcome: Outcome) {
+        switch outcome {
+        case .concealed: statistics.concealed += 1
+        case .silence: statistics.silence += 1
+        case .unsent: statistics.unsent += 1
+        case .other: break
+        }
+        outcomes[Int(nextFrame % UInt64(Self.outcomeMemory))] = (nextFrame, outcome)
+        advance(received: false)
+    }
+
+    /// Whether `frame` lies in a range marked unsent; ranges wholly behind it are forgotten.
+    private mutating func takeUnsent(_ frame: UInt64) -> Bool {
+        while let first = unsentAhead.first, first.upperBound <= frame { unsentAhead.removeFirst() }
+        return unsentAhead.first?.contains(frame) ?? false
+    }
+
+    /// The sender did not send `frames` (it was in discontinuous transmission): they are not loss. Frames
+    /// still ahead of the playout position are counted as ``Statistics/unsent`` when their tick comes (the
+    /// output is what a missing frame gets: the decoder's concealment, which in DTX is its comfort noise,
+    /// or silence); frames already passed as concealed or silent within the last 64 are moved to
+    /// ``Statistics/unsent``. Played, recovered, stretched or skipped frames are left as they were.
+    /// Call it when a packet shows the gap before it was not lost (its sequence number follows the
+    /// previous packet's while its frame index jumps; ``SenderGaps`` tells).
+    public mutating func markUnsent(_ frames: Range<UInt64>) {
+        guard !frames.isEmpty else { return }
+        let behindEnd = min(frames.upperBound, nextFrame)
+        if frames.lowerBound < behindEnd {
+            let memory = UInt64(Self.outcomeMemory)
+            let start = max(frames.lowerBound, behindEnd > memory ? behindEnd - memory : 0)
+            for frame in start..<behindEnd {
+                let index = Int(frame % memory)
+                guard outcomes[index].frame == frame else { continue }
+                switch outcomes[index].outcome {
+                case .concealed: statistics.concealed -= 1
+                case .silence: statistics.silence -= 1
+                case .unsent, .other: continue
+                }
+                statistics.unsent += 1
+                outcomes[index].outcome = .unsent
+            }
+        }
+        let ahead = max(frames.lowerBound, nextFrame)..<max(frames.upperBound, nextFrame)
+        guard !ahead.isEmpty else { return }
+        // Kept sorted and merged (marks normally come in order; a reordered packet may bring an earlier one).
+        var merged: [Range<UInt64>] = []
+        for range in (unsentAhead + [ahead]).sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = merged.last, last.upperBound >= range.lowerBound {
+                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, range.upperBound)
+            } else {
+                merged.append(range)
+            }
+        }
+        unsentAhead = Array(merged.suffix(16))
     }
 
     /// Plays a frame already removed from its slot (the position has not advanced past it yet). A frame

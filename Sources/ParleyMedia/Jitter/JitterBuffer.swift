@@ -28,7 +28,9 @@
 /// the buffer stops asking for concealment and outputs ``Output/silence`` until a frame is played again:
 /// the sender is in discontinuous transmission, or the path is down, and either way endless packet-loss
 /// concealment would only produce artefacts. The playout position keeps advancing through silence (media
-/// time continues during DTX), and silent frames may be skipped freely to shed excess delay.
+/// time continues during DTX), and silent frames may be skipped freely to shed excess delay. Frames the
+/// sender is known not to have sent (``markUnsent(_:)``, from ``SenderGaps``) are output the same way but
+/// counted as ``Statistics/unsent``, not as concealment: silence the sender chose is not loss.
 ///
 /// ## Start
 /// Playout starts at the first tick at which the lowest buffered frame has waited at least the target
@@ -143,7 +145,7 @@ public struct JitterBuffer: Sendable {
     }
 
     /// Counters since creation. Every tick produces exactly one output, counted in exactly one of
-    /// ``played``, ``recoveredByFEC``, ``concealed``, ``silence`` and ``stretched``.
+    /// ``played``, ``recoveredByFEC``, ``concealed``, ``unsent``, ``silence`` and ``stretched``.
     public struct Statistics: Sendable, Hashable {
         /// Packets handed to ``JitterBuffer/insert(frame:payload:arrival:)``.
         public var received = 0
@@ -162,6 +164,10 @@ public struct JitterBuffer: Sendable {
         public var recoveredByFEC = 0
         /// Ticks that concealed a missing frame (``Output/conceal`` standing in for a lost or late frame).
         public var concealed = 0
+        /// Ticks whose frame the sender never sent (discontinuous transmission, ``JitterBuffer/markUnsent(_:)``):
+        /// a concealment (the decoder's comfort noise) or silence, but not loss. Frames concealed or silent
+        /// before the mark came are moved here from ``concealed`` and ``silence``.
+        public var unsent = 0
         /// Ticks that played silence, before playout started or in DTX (``Output/silence``).
         public var silence = 0
         /// Ticks that inserted a concealment or silence to grow the delay (no frame was missing for it).
@@ -178,7 +184,8 @@ public struct JitterBuffer: Sendable {
         public var targetDelay: UInt64 = 0
 
         /// Concealed frames as a percentage of frames due (played + recovered + concealed): the E-model's
-        /// Ppl. Silence and stretching are not loss and are excluded.
+        /// Ppl, over what the sender sent. Silence, frames the sender left out (``unsent``) and stretching
+        /// are not loss and are excluded.
         public var concealedPercent: Double {
             let due = played + recoveredByFEC + concealed
             return due == 0 ? 0 : Double(concealed) * 100 / Double(due)
@@ -239,6 +246,16 @@ public struct JitterBuffer: Sendable {
     var evidence: ResyncEvidence?
     /// The largest distance of the redundant copies arriving, and when the last one came.
     var redundancy: (distance: UInt64, lastArrival: UInt64)?
+    /// Frames ahead of the playout position the sender is known not to have sent (ascending, disjoint).
+    var unsentAhead: [Range<UInt64>] = []
+    /// How the last ``outcomeMemory`` frames behind the playout position were counted, at `frame % outcomeMemory`.
+    var outcomes: [(frame: UInt64, outcome: Outcome)]
+    static let outcomeMemory = 64
+
+    /// What a passed frame was counted as, for ``markUnsent(_:)``.
+    enum Outcome: Sendable {
+        case other, concealed, silence, unsent
+    }
 
     /// A buffer with the given tunables.
     public init(configuration: Configuration = Configuration()) {
@@ -248,6 +265,7 @@ public struct JitterBuffer: Sendable {
         self.windowTarget = configuration.minDelay
         self.target = configuration.initialDelay
         self.statistics.targetDelay = configuration.initialDelay
+        self.outcomes = Array(repeating: (UInt64.max, .other), count: Self.outcomeMemory)
     }
 
     /// True once playout has started (the first frame has been due).

@@ -26,8 +26,22 @@ public struct CallQuality: Sendable, Hashable, CustomStringConvertible {
     public var mouthToEarMilliseconds: Double
     /// Burst ratio used for the MOS (G.107 BurstR).
     public var burstRatio: Double
-    /// Estimated MOS (G.107 Annex B, narrowband scale).
+    /// Estimated MOS (G.107 Annex B, narrowband scale), over the frames the peer sent.
     public var meanOpinionScore: Double
+    /// Whether the peer is sending audio at all: a MOS says nothing about a direction that carries only
+    /// the silence its sender chose (DTX) or nothing.
+    public var peerAudio = PeerAudio.sending
+
+    /// How much the peer sends, which decides what the figures mean.
+    public enum PeerAudio: String, Sendable, Hashable {
+        /// Audio frames arrive (speech, music, a tone): the MOS applies.
+        case sending
+        /// The peer is in discontinuous transmission (no source, a muted or quiet microphone): packets
+        /// arrive, audio frames almost never. Loss and RTT still apply; concealment and MOS do not.
+        case silent
+        /// Nothing authenticated arrived from the peer lately: it is gone or the path is down.
+        case unheard
+    }
 
     /// A snapshot from explicit values; `mouthToEarMilliseconds` and `meanOpinionScore` are derived.
     public init(
@@ -80,11 +94,18 @@ public struct CallQuality: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// One status line, e.g. `rtt 102 ms  jitter 8.1 ms  loss 5.0%  concealed 0.4%  delay 160 ms  MOS 4.21`;
-    /// "delay" is the estimated mouth-to-ear delay.
+    /// "delay" is the estimated mouth-to-ear delay. While the peer sends no audio the line ends in
+    /// `peer silent` (or `nothing heard from the peer`) instead of concealment, delay and MOS.
     public var description: String {
-        "rtt \(Self.fixed(rttMilliseconds, 0)) ms  jitter \(Self.fixed(jitterMilliseconds, 1)) ms"
-            + "  loss \(Self.fixed(lossPercent, 1))%  concealed \(Self.fixed(concealedPercent, 1))%"
-            + "  delay \(Self.fixed(mouthToEarMilliseconds, 0)) ms  MOS \(Self.fixed(meanOpinionScore, 2))"
+        let network = "rtt \(Self.fixed(rttMilliseconds, 0)) ms  jitter \(Self.fixed(jitterMilliseconds, 1)) ms"
+            + "  loss \(Self.fixed(lossPercent, 1))%"
+        switch peerAudio {
+        case .sending:
+            return network + "  concealed \(Self.fixed(concealedPercent, 1))%"
+                + "  delay \(Self.fixed(mouthToEarMilliseconds, 0)) ms  MOS \(Self.fixed(meanOpinionScore, 2))"
+        case .silent: return network + "  peer silent"
+        case .unheard: return network + "  nothing heard from the peer"
+        }
     }
 
     /// `value` rounded to `decimals` places, without Foundation.
