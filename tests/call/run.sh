@@ -15,55 +15,11 @@
 #   Opus packets sent (PARLEY_MEDIA_DUMP), while the audio datagrams it does contain open with the logged keys
 #   to exactly those packets (so the capture saw the media, encrypted).
 # As root the run sits in its own network namespace (`unshare -n`): the capture holds only this test.
-set -uo pipefail
-
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-PY=${PYTHON:-python3}
-note() { echo "call: $*" >&2; }
-bail() { note "$*"; echo "0 passed, 1 failed"; exit 1; }
-
-if [ -z "${PARLEY_CALL_INNER:-}" ]; then
-  for tool in tshark sox; do command -v $tool >/dev/null || bail "$tool missing (scripts/setup.sh --test installs it)"; done
-  "$PY" -c 'import numpy, cryptography' 2>/dev/null || bail "python3 numpy/cryptography missing (scripts/setup.sh --test)"
-  if [ -z "${PARLEY:-}" ]; then
-    (cd "$ROOT" && swift build --product parley >/dev/null) || bail "swift build failed"
-    PARLEY="$ROOT/.build/debug/parley"
-  fi
-  export PARLEY PARLEY_CALL_INNER=1
-  if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
-    exec unshare -n bash "$0" "$@"
-  fi
-  note "not root: running in the host namespace (the capture may contain other loopback traffic)"
-fi
-ip link set lo up 2>/dev/null || true
-
-TMP=$(mktemp -d /tmp/parley-call.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
-trap cleanup EXIT
-PASS=0 FAIL=0
-check() { # check OK LABEL DETAIL
-  if [ "$1" = 0 ]; then echo "PASS $2: $3"; PASS=$((PASS + 1)); else echo "FAIL $2: $3"; FAIL=$((FAIL + 1)); fi
-}
-count() { # count the PASS/FAIL lines of a checker's output
-  local out; out=$("$@"); echo "$out"
-  PASS=$((PASS + $(grep -c '^PASS' <<<"$out"))); FAIL=$((FAIL + $(grep -c '^FAIL' <<<"$out")))
-  grep -q '^\(PASS\|FAIL\)' <<<"$out" || FAIL=$((FAIL + 1))
-}
-
-mkdir -p "$TMP/keys"
-for acct in alice.phone bob.phone bob.laptop; do
-  "$PARLEY" keygen --out "$TMP/keys/$acct.key" >"$TMP/keys/$acct.pub" 2>/dev/null || bail "keygen failed"
-done
-for acct in alice.phone bob.phone bob.laptop; do echo "$acct = $(cat "$TMP/keys/$acct.pub")"; done >"$TMP/accounts.conf"
-"$PARLEY" serve --stun-enabled no --http-listen 127.0.0.1 --http-port 0 --signal-listen 127.0.0.1 --signal-port 0 \
-  --store-path "$TMP/parley.sqlite" --signal-accounts-file "$TMP/accounts.conf" --ready-file "$TMP/ready" \
-  >"$TMP/server.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [ -s "$TMP/ready" ] && grep -q signal_tcp "$TMP/ready" && break; sleep 0.1; done
-PORT=$(sed -n 's/^signal_tcp=//p' "$TMP/ready")
-[ -n "$PORT" ] || bail "server did not start ($TMP/server.log)"
+SUITE=call
+source "$HERE/common.sh"
+enter_private_net "$0" "$@"
+start_server alice.phone bob.phone bob.laptop -- --stun-enabled no
 
 tshark -q -i lo -w "$TMP/capture.pcapng" >"$TMP/tshark.log" 2>&1 &
 TSHARK=$!
