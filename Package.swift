@@ -177,7 +177,7 @@ let package = Package(
         // libFuzzer target for the signaling line codec (same conventions as FuzzSTUN).
         .executableTarget(
             name: "FuzzSignal",
-            dependencies: ["ParleyWire", "FuzzReplay"],
+            dependencies: ["ParleyWire", "ParleyCrypto", "FuzzReplay"],
             swiftSettings: strict
         ),
         // libFuzzer target for the TURN relay core and the ChannelData codec (same conventions as FuzzSTUN).

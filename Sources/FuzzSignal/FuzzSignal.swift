@@ -1,3 +1,4 @@
+import ParleyCrypto
 import ParleyWire
 
 #if canImport(Glibc)
@@ -21,11 +22,34 @@ import Darwin
 /// `main`; built normally, ``FuzzSignalReplay`` runs files given on the command line through
 /// ``fuzzSignalLines(_:)``, e.g. `swift run FuzzSignal Tests/ParleyWireTests/SignalCorpus`.
 public func fuzzSignalLines(_ input: UnsafeBufferPointer<UInt8>) {
+    IdentityFuzzTarget.checkList(Array(input))
     for raw in input.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
         let body = raw.last == UInt8(ascii: "\r") ? raw.dropLast() : raw[...]
         let line = String(decoding: body, as: UTF8.self)
         SignalFuzzTarget.checkClient(line)
         SignalFuzzTarget.checkServer(line)
+        IdentityFuzzTarget.checkText(line)
+    }
+}
+
+/// The identity formats (docs/PROTOCOL.md §3.8) a hostile server or peer hands a client: device lists in
+/// wire and text form, link codes and URIs, user key files. Property: a refusal or a value that encodes
+/// back to exactly the input.
+enum IdentityFuzzTarget {
+    static func checkList(_ bytes: [UInt8]) {
+        guard let list = try? DeviceList(wire: bytes) else { return }
+        precondition(list.wire == bytes, "device list does not re-encode to its wire bytes")
+        precondition((try? DeviceList(text: list.text)) == list, "device list text form does not round-trip")
+    }
+
+    static func checkText(_ line: String) {
+        if let list = try? DeviceList(text: line) { precondition(list.text == line, "device list text is not canonical") }
+        if let code = LinkCode(text: line) { precondition(LinkCode(text: code.text) == code, "link code does not round-trip") }
+        if let (code, user, server) = LinkCode.parse(uri: line) {
+            let again = LinkCode.parse(uri: code.uri(user: user, server: server))
+            precondition(again?.code == code && again?.user == user && again?.server == server, "link URI does not round-trip")
+        }
+        _ = try? UserKeyFile.parse(Array(line.utf8), path: "fuzz")
     }
 }
 

@@ -33,6 +33,12 @@ public enum KeyFile {
     /// - Throws: ``KeyFileError`` with code ``KeyFileError/Code/fileExists`` or
     ///   ``KeyFileError/Code/systemCallFailed``. No partial file is left behind.
     public static func write(_ identity: DeviceIdentity, to path: String, force: Bool) throws {
+        try writeSecret(render(identity), to: path, force: force)
+    }
+
+    /// Writes any secret file the way key files are written: `0600`, atomic, fsynced, never clobbering
+    /// an existing file unless `force`. Used for the user key and its recovery file too.
+    static func writeSecret(_ bytes: [UInt8], to path: String, force: Bool) throws {
         if !force, exists(path) { throw KeyFileError.fileExists(path: path) }
         let (fd, temporary) = try createTemporaryFile(near: path)
         var published = false
@@ -43,7 +49,7 @@ public enum KeyFile {
             guard fchmod(fd, 0o600) == 0 else {
                 throw KeyFileError.systemCallFailed("fchmod", path: temporary, errno: errno)
             }
-            try writeAll(render(identity), to: fd, path: temporary)
+            try writeAll(bytes, to: fd, path: temporary)
             guard fsync(fd) == 0 else { throw KeyFileError.systemCallFailed("fsync", path: temporary, errno: errno) }
         }
         try publish(temporary, at: path, force: force)
@@ -57,6 +63,11 @@ public enum KeyFile {
     ///   or other access), ``KeyFileError/Code/malformedKeyFile`` (with the line, when there is one), or
     ///   ``KeyFileError/Code/systemCallFailed``.
     public static func read(from path: String) throws -> DeviceIdentity {
+        try parse(readSecret(from: path), path: path)
+    }
+
+    /// Reads a secret file, refusing anything but a regular file only its owner may access (as ssh does).
+    static func readSecret(from path: String) throws -> [UInt8] {
         // O_NONBLOCK so a FIFO cannot hang us; it is rejected below as not a regular file.
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw KeyFileError.systemCallFailed("open", path: path, errno: errno) }
@@ -69,8 +80,7 @@ public enum KeyFile {
         guard status.st_mode & 0o077 == 0 else {
             throw KeyFileError.insecurePermissions(path: path, mode: status.st_mode)
         }
-        let bytes = try readAll(from: fd, path: path)
-        return try parse(bytes, path: path)
+        return try readAll(from: fd, path: path)
     }
 
     // MARK: Format
