@@ -86,6 +86,9 @@ public struct RejectedEvent: Sendable, Hashable, CustomStringConvertible {
         case undecryptable
         /// A message that opened but is not UTF-8 text.
         case notText
+        /// The device is not certified by its user's device list (docs/PROTOCOL.md §3.8): the server added
+        /// it, or the list could not be accepted (``ListRefusal``).
+        case uncertified
     }
 
     /// The event's wire name (`ring`, `answer`, `cand`, `msg`).

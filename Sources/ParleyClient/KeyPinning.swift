@@ -23,6 +23,15 @@ public struct KeyLookup: Sendable, Hashable {
     /// Each device's pin status.
     public let status: [SignalName: PinStatus]
 
+    /// The user's device list that certified ``devices`` (docs/PROTOCOL.md §3.8); nil for a user without
+    /// one (trust on first use per device, as before).
+    public var list: DeviceList? = nil
+    /// Devices the server listed that the user's device list does not certify: never sealed to, rung or
+    /// answered. A server (or whoever runs `parley user add` on it) tried to add them.
+    public var uncertified: [SignalName: DevicePublicBundle] = [:]
+    /// What accepting the list changed, when there is one.
+    public var review: ListReview? = nil
+
     /// Devices pinned by this lookup although their user was already known.
     public var newDevices: [SignalName] { status.filter { $0.value == .newDevice }.map(\.key).sorted() }
 }

@@ -30,6 +30,12 @@ extension ParleyClient {
             case .ack(let result):
                 let presented = try Self.parseKeys(result, user: user)
                 guard !presented.isEmpty else { throw ClientError.unknownUser(user) }
+                if result.count == 3 {
+                    return try await certify(user, presented: presented, listBlob: result[2], acceptNewUserKey: acceptNewKeys)
+                }
+                // No device list: trust on first use per device, unless this account pinned a list for the
+                // user (then the server is trying to decide the user's devices itself).
+                if trust.list(of: user) != nil { throw ListRefusal.withheld(user: user) }
                 let before = pins
                 let lookup = try pins.review(user, presented: presented, acceptChanges: acceptNewKeys, now: now())
                 if pins != before { savePins() }
@@ -45,6 +51,94 @@ extension ParleyClient {
         throw ClientError.disconnected("keys for \(user) kept being lost to reconnects")
     }
 
+    /// The devices of a user with a device list: the list is reviewed against the trust store (fetching the
+    /// versions between when the pinned one is older than the one before last), and only devices it
+    /// certifies with exactly the presented bundle are returned; the rest are ``KeyLookup/uncertified``.
+    func certify(
+        _ user: SignalName, presented: [SignalName: DevicePublicBundle], listBlob: String, acceptNewUserKey: Bool
+    ) async throws -> KeyLookup {
+        let newest: DeviceList
+        do {
+            guard let blob = SignalBlob(listBlob) else { throw DeviceListError.malformed("not base64url") }
+            newest = try DeviceList(wire: blob.bytes)
+        } catch let error as DeviceListError {
+            throw ListRefusal.invalid(user: user, error)
+        }
+        var chain = [newest]
+        let review: ListReview
+        do {
+            review = try trust.review(user, chain: chain, acceptNewUserKey: acceptNewUserKey)
+        } catch .missingVersions(_, let pinned, _) {
+            chain = try await lists(of: user, since: pinned, until: newest.version) + [newest]
+            review = try trust.review(user, chain: chain, acceptNewUserKey: acceptNewUserKey)
+        }
+        if review.status != .unchanged { saveTrust() }
+        let list = review.list
+        var devices: [SignalName: DevicePublicBundle] = [:]
+        var uncertified: [SignalName: DevicePublicBundle] = [:]
+        var status: [SignalName: PinStatus] = [:]
+        for (device, bundle) in presented {
+            if list.certifies(device, bundle) {
+                devices[device] = bundle
+                status[device] =
+                    review.status == .firstContact ? .firstContact : review.added.contains(device) ? .newDevice : .pinned
+            } else {
+                uncertified[device] = bundle
+            }
+        }
+        if !uncertified.isEmpty {
+            logger.warning(
+                "the server lists devices the user's key does not certify; ignoring them",
+                metadata: ["user": "\(user)", "devices": "\(uncertified.keys.sorted().map(\.text))"])
+        }
+        return KeyLookup(user: user, devices: devices, status: status, list: list, uncertified: uncertified, review: review)
+    }
+
+    /// The device lists of `user` after version `since` up to (excluding) `until`, from the server's history.
+    func lists(of user: SignalName, since: UInt64, until: UInt64) async throws -> [DeviceList] {
+        var out: [DeviceList] = []
+        var after = since
+        while after + 1 < until {
+            guard case .ack(let result) = try await perform(.lists(user: user, since: after)), result.count == 2,
+                result[0] == user.text
+            else { throw ListRefusal.missingVersions(user: user, pinned: since, presented: until) }
+            let batch = try result[1].split(separator: ",").map { text -> DeviceList in
+                guard let blob = SignalBlob(text), let list = try? DeviceList(wire: blob.bytes) else {
+                    throw ListRefusal.invalid(user: user, .malformed("a list in the history does not parse"))
+                }
+                return list
+            }
+            let useful = batch.filter { $0.version > after && $0.version < until }
+            guard let last = useful.last else { throw ListRefusal.missingVersions(user: user, pinned: since, presented: until) }
+            out += useful
+            after = last.version
+        }
+        return out
+    }
+
+    /// Publishes this user's next device list (signed with the user key); returns its version once stored.
+    public func publish(_ list: DeviceList) async throws -> UInt64 {
+        switch try await perform(.publish(list: SignalBlob(bytes: list.wire))) {
+        case .ack(let result):
+            guard let version = result.first.flatMap({ UInt64($0) }) else { throw ClientError.violation("publish answer has no version") }
+            return version
+        case .nak(let code, let reason):
+            throw ClientError.refused(code, reason: reason, verb: "publish")
+        case .processedEarlier:
+            return list.version
+        }
+    }
+
+    /// This account's view of `user` after checking their list again: the accepted list, if any.
+    public func trustedList(of user: SignalName) -> DeviceList? { trust.list(of: user) }
+
+    /// Marks `user`'s pinned user key as verified by the person (safety number compared) and saves it.
+    public func markVerified(_ user: SignalName) -> Bool {
+        let done = trust.markVerified(user)
+        if done { saveTrust() }
+        return done
+    }
+
     /// The user's devices and bundles (see ``lookUp(_:acceptNewKeys:)``, which also reports pin status).
     public func keys(_ user: SignalName) async throws -> [SignalName: DevicePublicBundle] {
         try await lookUp(user).devices
@@ -52,17 +146,18 @@ extension ParleyClient {
 
     /// The bundle pinned for `user`'s `device`, without asking the server.
     public func pinnedKey(_ user: SignalName, device: SignalName) -> DevicePublicBundle? {
-        pins.pinned(user, device)
+        if let list = trust.list(of: user) { return list.device(device)?.bundle }
+        return pins.pinned(user, device)
     }
 
     /// Parses `ack|<cseq>|ok|<user>|<device>=<bundle>,…`: every bundle must verify.
     static func parseKeys(_ result: [String], user: SignalName) throws(ClientError) -> [SignalName: DevicePublicBundle]
     {
-        guard (1...2).contains(result.count), result[0] == user.text else {
+        guard (1...3).contains(result.count), result[0] == user.text else {
             throw .violation("keys answer is not <user>|<device>=<bundle>,…")
         }
         var devices: [SignalName: DevicePublicBundle] = [:]
-        guard result.count == 2, !result[1].isEmpty else { return devices }
+        guard result.count >= 2, !result[1].isEmpty else { return devices }
         for item in result[1].split(separator: ",", omittingEmptySubsequences: false) {
             guard let eq = item.firstIndex(of: "="), let device = SignalName(item[..<eq]), devices[device] == nil else {
                 throw .violation("keys answer has a malformed or repeated device")

@@ -179,9 +179,28 @@ extension ParleyClient {
     /// The pinned key of `user`'s `device`, fetching (and pinning, on first sight) when there is none.
     func signerKey(_ user: SignalName, _ device: SignalName) async throws(Rejection) -> (DevicePublicBundle, PinStatus)
     {
+        // A user with a device list: only what the list certifies, after one refresh for a device it does
+        // not name yet (it may have been linked since). Never the per-device pins.
+        if let list = trust.list(of: user) {
+            if let entry = list.device(device) { return (entry.bundle, .pinned) }
+            do {
+                let lookup = try await lookUp(user)
+                if let bundle = lookup.devices[device] { return (bundle, lookup.status[device] ?? .newDevice) }
+                throw Rejection(reason: .uncertified, detail: "\(user)'s device list does not certify a device \(device)")
+            } catch let rejection as Rejection {
+                throw rejection
+            } catch let refusal as ListRefusal {
+                throw Rejection(reason: .uncertified, detail: refusal.description)
+            } catch {
+                throw Rejection(reason: .unknownDevice, detail: "could not fetch the keys of \(user): \(error)")
+            }
+        }
         if let pinned = pins.pinned(user, device) { return (pinned, .pinned) }
         do {
             let lookup = try await lookUp(user)
+            if lookup.uncertified[device] != nil {
+                throw Rejection(reason: .uncertified, detail: "\(user)'s device list does not certify a device \(device)")
+            }
             guard let bundle = lookup.devices[device], let status = lookup.status[device] else {
                 throw Rejection(reason: .unknownDevice, detail: "the server lists no device \(device) for \(user)")
             }
@@ -191,6 +210,8 @@ extension ParleyClient {
         } catch let warning as KeyChangeWarning {
             throw Rejection(
                 reason: .keyChanged(warning), detail: "another device of \(user) changed its key; nothing pinned")
+        } catch let refusal as ListRefusal {
+            throw Rejection(reason: .uncertified, detail: refusal.description)
         } catch {
             throw Rejection(reason: .unknownDevice, detail: "could not fetch the keys of \(user): \(error)")
         }

@@ -26,6 +26,9 @@ public actor ParleyClient {
         public var statePath: String?
         /// The contacts file with pinned device keys; nil keeps the pins in memory only.
         public var contactsPath: String?
+        /// This account's trust store (``TrustStore``: user keys, device lists, verification marks),
+        /// `KEY.trust` beside the key; nil keeps it in memory only.
+        public var trustPath: String?
         /// How often to send a keepalive (§3.1: at most 25 s).
         public var keepaliveInterval: Duration = .seconds(25)
         /// How long `hello` plus `welcome` may take on a connection.
@@ -76,6 +79,8 @@ public actor ParleyClient {
     var pins = KeyPins()
     /// The pins as last read from or written to the contacts file (what a save merges against).
     var pinsOnDisk = KeyPins()
+    /// User keys and device lists of the users this account knows (docs/PROTOCOL.md §3.8).
+    public internal(set) var trust = TrustStore()
     var calls: [SignalID: CallRecord] = [:]
     var target: Target?
     var link: Link?
@@ -196,6 +201,9 @@ public actor ParleyClient {
             pins = try KeyPins.load(from: path)
             pinsOnDisk = pins
         }
+        if let path = options.trustPath, let bytes = try PrivateFile.read(path) {
+            trust = try TrustStore.parse(String(decoding: bytes, as: UTF8.self), path: path)
+        }
         guard let path = options.statePath else { return ClientState(account: account) }
         lockDescriptor = try PrivateFile.lock(path + ".lock")
         let (state, discarded) = try ClientState.load(from: path, account: account)
@@ -287,6 +295,16 @@ public actor ParleyClient {
             try state.write(to: path)
         } catch {
             logger.error("could not save the client state", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Writes the trust store (one account's file, under the account's state lock).
+    func saveTrust() {
+        guard let path = options.trustPath else { return }
+        do {
+            try PrivateFile.write(Array(trust.render().utf8), to: path)
+        } catch {
+            logger.error("could not save the trust store", metadata: ["error": "\(error)"])
         }
     }
 

@@ -19,11 +19,14 @@ public enum ListRefusal: Error, Sendable, Hashable, CustomStringConvertible {
     case fork(user: SignalName, version: UInt64)
     /// The versions between the pinned one and the presented one were not all given.
     case missingVersions(user: SignalName, pinned: UInt64, presented: UInt64)
+    /// The server presents no device list for a user this account pinned one for (a downgrade to
+    /// server-decided devices).
+    case withheld(user: SignalName)
 
     public var user: SignalName {
         switch self {
         case .invalid(let user, _), .wrongUser(let user, _), .userKeyChanged(let user, _, _, _), .rollback(let user, _, _),
-            .fork(let user, _), .missingVersions(let user, _, _):
+            .fork(let user, _), .missingVersions(let user, _, _), .withheld(let user):
             user
         }
     }
@@ -45,6 +48,8 @@ public enum ListRefusal: Error, Sendable, Hashable, CustomStringConvertible {
             "REFUSED the device list of \(user): version \(version) does not continue the history pinned here (a forked list)"
         case .missingVersions(let user, let pinned, let presented):
             "REFUSED the device list of \(user): versions \(pinned + 1)…\(presented - 1) were not given, so the chain cannot be checked"
+        case .withheld(let user):
+            "REFUSED the devices of \(user): the server no longer presents the device list pinned here (it would decide \(user)'s devices itself)"
         }
     }
 }

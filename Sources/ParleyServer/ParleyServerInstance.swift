@@ -155,6 +155,7 @@ public final class ParleyServerInstance: Sendable {
         let hubLoop = loops.next()
         let hub = SignalHub(loop: hubLoop, store: store, accounts: accounts, configuration: hubConfiguration, logger: logger,
                             verifiers: Array(loops.makeIterator()))
+        hub.load(deviceLists: try await store.newestDeviceLists())
         let tls = try tlsContext(certificate: c.signalTLSCertificate, privateKey: c.signalTLSPrivateKey)
         let service = SignalService(hub: hub, addresses: c.signalListen, port: c.signalPort, tlsPort: c.signalTLSPort, tls: tls,
                                     maxLine: c.signalMaxLine, group: loops, logger: logger)

@@ -69,6 +69,13 @@ public struct AccountTable: Sendable, Equatable {
         return table
     }
 
+    /// The table with `user`'s devices replaced by `devices` (a device list was published).
+    public func replacing(user: String, devices: [String: DevicePublicBundle]) -> AccountTable {
+        var table = self
+        table.users[user] = devices.isEmpty ? nil : devices
+        return table
+    }
+
     /// The bundle of a served device, or nil.
     public func device(user: String, device: String) -> DevicePublicBundle? { users[user]?[device] }
 

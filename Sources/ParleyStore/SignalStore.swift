@@ -37,6 +37,18 @@ public protocol SignalStore: Sendable {
     // MARK: Command sequence (§3.3)
 
     /// The highest cseq processed for this device, 0 when none (the `last-cseq` of `welcome`).
+    /// `user`'s device lists (text form) newer than `version`, ascending, at most `limit`.
+    func deviceLists(of user: String, after version: Int64, limit: Int) async throws -> [String]
+    /// Every user's newest device list (text form), by user.
+    func newestDeviceLists() async throws -> [String: String]
+    /// Stores `list` as version `version` of `user`'s device list and, in the same transaction, makes the
+    /// account follow it: the user is created if new, every certified device not yet there is added, every
+    /// active device the list does not certify is revoked. Throws ``SignalStoreError/Code/deviceExists`` when
+    /// that version is already stored (a concurrent publish), ``SignalStoreError/Code/revoked`` for a device
+    /// name or user revoked before.
+    func publishDeviceList(user: String, version: Int64, list: String, devices: [(name: String, bundle: String)], at now: Date)
+        async throws
+
     func lastProcessedCSeq(user: String, device: String) async throws -> Int64
     /// Records `cseq` as processed unless it is not above the last one, atomically: of two racing
     /// calls with the same cseq exactly one gets ``CSeqOutcome/recorded``.

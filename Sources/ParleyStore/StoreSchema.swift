@@ -12,6 +12,9 @@ enum StoreSchema {
         migrator.registerMigration("v1: accounts, sequences, mailbox") { db in
             try db.execute(sql: v1)
         }
+        migrator.registerMigration("v2: device lists") { db in
+            try db.execute(sql: v2)
+        }
         return migrator
     }
 
@@ -75,5 +78,18 @@ enum StoreSchema {
         -- Covers the mailbox quota sum without reading ciphertexts.
         CREATE INDEX message_copy_usage ON message_copy(recipient_user, size);
         CREATE INDEX message_copy_by_message ON message_copy(message);
+        """
+
+    /// Device lists (docs/PROTOCOL.md §3.8): every version each user published, signed by the user's own
+    /// key, kept so a client that pinned an older version can be given the chain up to the newest. The
+    /// server never makes a list; it only checks that each one continues the last before storing it.
+    static let v2 = """
+        CREATE TABLE device_list (
+            user         TEXT NOT NULL,
+            version      INTEGER NOT NULL CHECK (version >= 1),
+            list         TEXT NOT NULL,
+            published_at INTEGER NOT NULL,
+            PRIMARY KEY (user, version)
+        ) STRICT, WITHOUT ROWID;
         """
 }

@@ -47,6 +47,10 @@ actor FakeSignalServer {
     private let serverChannel: any Channel
 
     private(set) var accounts: [SignalName: [SignalName: DevicePublicBundle]] = [:]
+    /// Each user's device lists as published (history, ascending): a hostile test rewrites them freely.
+    private(set) var deviceLists: [SignalName: [DeviceList]] = [:]
+    /// What `keys` presents as a user's newest list instead of the last published (`.some(nil)`: none).
+    private var presentedList: [SignalName: DeviceList?] = [:]
     private(set) var received: [Received] = []
     private(set) var connectionCount = 0
     private var connections: [Int: Connection] = [:]
@@ -106,6 +110,13 @@ actor FakeSignalServer {
     func addAccount(_ user: SignalName, _ device: SignalName, _ bundle: DevicePublicBundle) {
         accounts[user, default: [:]][device] = bundle
     }
+
+    /// Replaces a user's list history (what `lists` serves, and `keys` unless ``present(_:for:)`` says otherwise).
+    func setDeviceLists(_ user: SignalName, _ lists: [DeviceList]) { deviceLists[user] = lists }
+    /// Makes `keys` present `list` (nil: no list at all) as `user`'s newest.
+    func present(_ list: DeviceList?, for user: SignalName) { presentedList[user] = .some(list) }
+    /// The `msg` lines clients sent so far.
+    var messageLines: [String] { received.map(\.line).filter { $0.hasPrefix("msg|") } }
 
     func setSilent(_ value: Bool) { silent = value }
     func setHonourGot(_ value: Bool) { honourGot = value }
@@ -226,7 +237,19 @@ actor FakeSignalServer {
                 return .nak(cseq: cseq, code: .unknownUser, reason: "no such user")
             }
             let list = devices.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.encoded)" }.joined(separator: ",")
+            let newest = presentedList[user] ?? deviceLists[user]?.last
+            if let newest { return .ack(cseq: cseq, result: [user.text, list, SignalBlob(bytes: newest.wire).text]) }
             return .ack(cseq: cseq, result: [user.text, list])
+        case .lists(let user, let since):
+            let lists = (deviceLists[user] ?? []).filter { $0.version > since }.prefix(6)
+            return .ack(cseq: cseq, result: [user.text, lists.map { SignalBlob(bytes: $0.wire).text }.joined(separator: ",")])
+        case .publish(let blob):
+            guard let list = try? DeviceList(wire: blob.bytes), list.user == who.user else {
+                return .nak(cseq: cseq, code: .badArgument, reason: "not a list of this user")
+            }
+            deviceLists[list.user, default: []].append(list)
+            for entry in list.devices { accounts[list.user, default: [:]][entry.name] = entry.bundle }
+            return .ack(cseq: cseq, result: ["\(list.version)"])
         case .call(let call, let callee, let offer):
             calls[call] = (who, callee)
             for device in accounts[callee, default: [:]].keys.sorted() {

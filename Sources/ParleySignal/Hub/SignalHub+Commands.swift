@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import ParleyCrypto
 import ParleyStore
 import ParleyWire
 
@@ -14,7 +15,20 @@ extension SignalHub {
             let devices = directory.devices(of: user)
             guard !devices.isEmpty else { return complete(cseq, .nak(code: .unknownUser, reason: "no such user"), on: id) }
             recordCSeq(cseq, party)
-            complete(cseq, .ack(result: [user.text, devices.map { "\($0.name)=\($0.bundle.encoded)" }.joined(separator: ",")]), on: id)
+            var result = [user.text, devices.map { "\($0.name)=\($0.bundle.encoded)" }.joined(separator: ",")]
+            if let list = deviceLists[user] { result.append(SignalBlob(bytes: list.wire).text) }
+            complete(cseq, .ack(result: result), on: id)
+        case .lists(let user, let since):
+            recordCSeq(cseq, party)
+            guard deviceLists[user] != nil else { return complete(cseq, .nak(code: .unknownUser, reason: "no device list"), on: id) }
+            let store = self.store
+            Task {
+                let lists = (try? await store.deviceLists(of: user.text, after: Int64(min(since, UInt64(Int64.max))), limit: 6)) ?? []
+                let blobs = lists.compactMap { try? DeviceList(text: $0) }.map { SignalBlob(bytes: $0.wire).text }
+                self.loop.execute { self.complete(cseq, .ack(result: [user.text, blobs.joined(separator: ",")]), on: id) }
+            }
+        case .publish(let blob):
+            publish(blob, cseq: cseq, from: party, id: id)
         case .message(let msgID, let to, let sealed):
             sendMessage(msgID, to: to, sealed: sealed, cseq: cseq, from: party, id: id)
         case .call(_, let callee, _) where directory.devices(of: callee).isEmpty:
@@ -32,6 +46,66 @@ extension SignalHub {
             }
             let actions = calls.handle(.command(callCommand, from: party), now: clock())
             performCalls(actions, replyTo: (cseq, id))
+        }
+    }
+
+    /// `publish`: the user's next device list (docs/PROTOCOL.md §3.8). The server cannot make a list; it
+    /// checks the one given continues the last (same user key, next version, previous hash) — or, for the
+    /// first, that it certifies the publishing device with the key it logged in with — stores it with the
+    /// account following it, and closes the sessions of devices it no longer certifies.
+    func publish(_ blob: SignalBlob, cseq: UInt64, from party: CallParty, id: ObjectIdentifier) {
+        recordCSeq(cseq, party)
+        let list: DeviceList
+        do {
+            list = try DeviceList(wire: blob.bytes)
+        } catch {
+            return complete(cseq, .nak(code: .badArgument, reason: "\(error)"), on: id)
+        }
+        guard list.user == party.user else {
+            return complete(cseq, .nak(code: .notAllowed, reason: "a list of another user"), on: id)
+        }
+        if let current = deviceLists[party.user] {
+            guard list.userKey == current.userKey, list.version == current.version + 1, list.previous == current.hash else {
+                return complete(
+                    cseq, .nak(code: .notAllowed, reason: "the list does not continue version \(current.version)"), on: id)
+            }
+        } else {
+            guard list.version == 1, let bundle = directory.device(user: party.user, device: party.device),
+                list.certifies(party.device, bundle)
+            else {
+                return complete(
+                    cseq, .nak(code: .notAllowed, reason: "a first list must be version 1 and certify this device's key"), on: id)
+            }
+        }
+        let store = self.store
+        let now = Date(timeIntervalSince1970: Double(clock()) / 1000)
+        Task {
+            do {
+                try await store.publishDeviceList(
+                    user: party.user.text, version: Int64(list.version), list: list.text,
+                    devices: list.devices.map { ($0.name.text, $0.bundle.encoded) }, at: now)
+                self.loop.execute {
+                    self.deviceLists[party.user] = list
+                    self.directory = AccountTableDirectory(
+                        table: self.directory.table.replacing(
+                            user: party.user.text,
+                            devices: Dictionary(uniqueKeysWithValues: list.devices.map { ($0.name.text, $0.bundle) })))
+                    self.logger.info(
+                        "device list published",
+                        metadata: ["user": "\(party.user)", "version": "\(list.version)", "devices": "\(list.devices.count)"])
+                    self.complete(cseq, .ack(result: ["\(list.version)"]), on: id)
+                    // Devices the list no longer certifies lose their sessions now.
+                    for state in self.connections.values {
+                        guard let who = state.session.identity, who.user == party.user, list.device(who.device) == nil else { continue }
+                        state.connection.close()
+                    }
+                }
+            } catch let error as SignalStoreError {
+                self.loop.execute { self.complete(cseq, .nak(code: .notAllowed, reason: error.description), on: id) }
+            } catch {
+                self.logger.error("cannot store a device list", metadata: ["error": "\(error)"])
+                self.loop.execute { self.connections[id]?.connection.close() }
+            }
         }
     }
 

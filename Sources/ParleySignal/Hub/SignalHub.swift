@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import ParleyCrypto
 import ParleyStore
 import ParleyWire
 
@@ -29,6 +30,8 @@ public final class SignalHub: @unchecked Sendable {
 
     // Loop-confined state.
     var directory: AccountTableDirectory
+    /// Each user's newest device list (docs/PROTOCOL.md §3.8), as stored.
+    var deviceLists: [SignalName: DeviceList] = [:]
     var connections: [ObjectIdentifier: ConnectionState] = [:]
     var presence = Presence<ObjectIdentifier>()
     var calls: CallBook
@@ -140,6 +143,20 @@ public final class SignalHub: @unchecked Sendable {
             self.perform(state.session.transportClosed(now: self.clock()), on: id)
             state.timer?.cancel()
             self.connections[id] = nil
+        }
+    }
+
+    /// The newest device lists from the store (text forms by user), at start; unreadable ones are logged
+    /// and left out (their users are then served as if they had none: clients that pinned one refuse that).
+    public func load(deviceLists: [String: String]) {
+        loop.execute {
+            for (user, text) in deviceLists {
+                guard let name = SignalName(user), let list = try? DeviceList(text: text), list.user == name else {
+                    self.logger.error("unreadable device list in the store", metadata: ["user": "\(user)"])
+                    continue
+                }
+                self.deviceLists[name] = list
+            }
         }
     }
 

@@ -33,6 +33,10 @@ public struct SignalCommand: Sendable, Hashable {
         case end(call: SignalID)
         /// A sealed message: one ciphertext per recipient device.
         case message(id: SignalID, to: SignalName, sealed: [SealedCopy])
+        /// Ask for a user's device lists newer than version `since` (docs/PROTOCOL.md §3.8).
+        case lists(user: SignalName, since: UInt64)
+        /// Store this user's next device list, signed by the user key (wire form).
+        case publish(list: SignalBlob)
 
         /// The verb's wire name.
         public var name: String {
@@ -47,6 +51,8 @@ public struct SignalCommand: Sendable, Hashable {
             case .busy: "busy"
             case .end: "end"
             case .message: "msg"
+            case .lists: "lists"
+            case .publish: "publish"
             }
         }
     }

@@ -146,6 +146,13 @@ public enum SignalCodec {
         case "end":
             try arity(1...1)
             return .end(call: try id(0))
+        case "lists":
+            try arity(2...2)
+            guard let since = SignalInt.parse(a[1]) else { throw SignalParseError("lists: bad version") }
+            return .lists(user: try name(0), since: since)
+        case "publish":
+            try arity(1...1)
+            return .publish(list: try blob(0))
         case "msg":
             try arity(3...3)
             var copies: [SignalCommand.SealedCopy] = []
@@ -178,6 +185,8 @@ public enum SignalCodec {
             case .accept(let id, let b): return b.map { "\(head)|\(id)|\($0.text)" } ?? "\(head)|\(id)"
             case .message(let id, let to, let sealed):
                 return "\(head)|\(id)|\(to)|" + sealed.map { "\($0.device)=\($0.ciphertext.text)" }.joined(separator: ",")
+            case .lists(let u, let since): return "\(head)|\(u)|\(since)"
+            case .publish(let list): return "\(head)|\(list.text)"
             }
         }
     }
