@@ -108,6 +108,7 @@ run_suite() {  # run_suite NAME SCRIPT
 [[ -f tests/turn/run.sh ]] && run_suite turn tests/turn/run.sh
 [[ -f tests/call/run.sh ]] && run_suite call tests/call/run.sh
 [[ -f tests/call/ending.sh ]] && run_suite call-ending tests/call/ending.sh
+[[ -f tests/identity/run.sh ]] && run_suite identity tests/identity/run.sh
 if [[ -f tests/netlab/nat_types.sh ]]; then
     if [[ $(id -u) -eq 0 ]]; then
         run_suite netlab tests/netlab/nat_types.sh

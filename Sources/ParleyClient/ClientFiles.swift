@@ -25,8 +25,18 @@ public struct ClientFiles: Sendable, Hashable {
 
     /// The client state file (cseq/sseq, queued commands): `KEY.state`.
     public var state: String { key + ".state" }
-    /// The pinned contact keys: `contacts` in the key's directory.
-    public var contacts: String { join("contacts") }
+    /// The pinned device keys of users without a device list (trust on first use per device), this account's
+    /// own: `KEY.contacts`.
+    public var contacts: String { key + ".contacts" }
+    /// Where earlier versions kept every account's pins in one file per directory: read when ``contacts``
+    /// does not exist yet, never written.
+    public var sharedContacts: String { join("contacts") }
+    /// This account's trust store (user keys, device lists, verification marks): `KEY.trust`.
+    public var trust: String { key + ".trust" }
+    /// The user key, on the device that holds it (docs/PROTOCOL.md §3.8): `KEY.user`, mode 0600.
+    public var userKey: String { key + ".user" }
+    /// The user key sealed for recovery (opened only with the printed recovery code): `KEY.user.recovery`.
+    public var userKeyRecovery: String { key + ".user.recovery" }
     /// The NAT behaviour cache (docs/PROTOCOL.md §6.1): `nat-cache` in the key's directory.
     public var natCache: String { join("nat-cache") }
 

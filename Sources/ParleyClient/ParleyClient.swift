@@ -26,6 +26,9 @@ public actor ParleyClient {
         public var statePath: String?
         /// The contacts file with pinned device keys; nil keeps the pins in memory only.
         public var contactsPath: String?
+        /// A contacts file to read the pins from while ``contactsPath`` does not exist yet (the per-directory
+        /// file of earlier versions); never written.
+        public var legacyContactsPath: String?
         /// This account's trust store (``TrustStore``: user keys, device lists, verification marks),
         /// `KEY.trust` beside the key; nil keeps it in memory only.
         public var trustPath: String?
@@ -199,6 +202,9 @@ public actor ParleyClient {
     private func loadFiles(account: String) throws(ClientError) -> ClientState {
         if let path = options.contactsPath {
             pins = try KeyPins.load(from: path)
+            if pins == KeyPins(), let legacy = options.legacyContactsPath, FileManager.default.fileExists(atPath: legacy) {
+                pins = (try? KeyPins.load(from: legacy)) ?? KeyPins()
+            }
             pinsOnDisk = pins
         }
         if let path = options.trustPath, let bytes = try PrivateFile.read(path) {

@@ -9,10 +9,10 @@ import Darwin
 /// Small owner-only files for client state: whole-file atomic replacement (temporary file created `0600`
 /// with `O_EXCL`, fsynced, renamed over the old one, directory fsynced), reads with a size cap, and an
 /// advisory lock so two processes do not share one device's command sequence.
-enum PrivateFile {
+public enum PrivateFile {
     /// Reads `path`; nil when it does not exist. Refuses files larger than `limit` and files group or others
     /// may access.
-    static func read(_ path: String, limit: Int = 16 << 20) throws(ClientError) -> [UInt8]? {
+    public static func read(_ path: String, limit: Int = 16 << 20) throws(ClientError) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 {
             if errno == ENOENT { return nil }
@@ -38,7 +38,7 @@ enum PrivateFile {
     }
 
     /// Replaces `path` with `bytes`, atomically, mode `0600`.
-    static func write(_ bytes: [UInt8], to path: String) throws(ClientError) {
+    public static func write(_ bytes: [UInt8], to path: String) throws(ClientError) {
         let temporary = "\(path).tmp-\(String(UInt64.random(in: .min ... .max), radix: 16))"
         let fd = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw failure(temporary, "open") }

@@ -364,6 +364,7 @@ struct ClientCall: AsyncParsableCommand {
         try await ClientCLI.run(client) {
             let callee = SignalName(name)!
             let lookup = try await client.lookUp(callee, acceptNewKeys: acceptNewKey)
+            ClientCLI.reportList(lookup)
             for (device, status) in lookup.status.sorted(by: { $0.key < $1.key }) {
                 switch status {
                 case .firstContact, .newDevice:

@@ -53,7 +53,8 @@ struct ClientKeys: AsyncParsableCommand {
         let (client, _) = try await options.logIn()
         try await ClientCLI.run(client) {
             let lookup = try await client.lookUp(SignalName(name)!, acceptNewKeys: acceptNewKey)
-            print("devices of \(lookup.user):")
+            ClientCLI.reportList(lookup)
+            print("devices of \(lookup.user)\(lookup.list.map { " (certified by their user key, list version \($0.version))" } ?? ""):")
             for (device, bundle) in lookup.devices.sorted(by: { $0.key < $1.key }) {
                 let status: String =
                     switch lookup.status[device] {

@@ -29,6 +29,7 @@ struct ClientSend: AsyncParsableCommand {
         let (client, _) = try await options.logIn()
         try await ClientCLI.run(client) {
             let sent = try await client.send(text, to: SignalName(name)!, acceptNewKeys: acceptNewKey)
+            ClientCLI.reportList(sent.keys)
             for (device, status) in sent.keys.status.sorted(by: { $0.key < $1.key }) {
                 let fingerprint = sent.keys.devices[device]!.fingerprint
                 switch status {

@@ -81,7 +81,10 @@ struct ClientOptions: ParsableArguments {
         let identity = try self.identity()
         var logger = Logger(label: "parley.client") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = verbose ? .debug : .warning
-        let client = ParleyClient(options: .init(statePath: statePath, contactsPath: contactsPath), logger: logger)
+        var clientOptions = ParleyClient.Options(statePath: statePath, contactsPath: contactsPath)
+        clientOptions.legacyContactsPath = files.sharedContacts
+        clientOptions.trustPath = files.trust
+        let client = ParleyClient(options: clientOptions, logger: logger)
         let tlsSettings: ClientTLS? =
             if insecure { .insecure } else if let caFile { .trusting(pemFile: caFile) } else if tls { .system } else {
                 nil
@@ -125,9 +128,31 @@ enum ClientCLI {
             warn(banner(warning.description))
             throw failure(
                 "refusing to use the changed key; after checking the fingerprints, re-run with --accept-new-key")
+        } catch let refusal as ListRefusal {
+            await client.close()
+            warn(banner(refusal.description))
+            if case .userKeyChanged = refusal {
+                throw failure(
+                    "refusing to use \(refusal.user)'s new user key; compare the safety number (`parley verify \(refusal.user)`), then re-run with --accept-new-key")
+            }
+            throw failure("refusing \(refusal.user)'s devices: the server presented a device list this account cannot accept")
         } catch {
             await client.close()
             throw failure("\(error)")
+        }
+    }
+
+    /// Says what a lookup found about the user's device list: a list first seen, and every device the server
+    /// listed that the user's own key does not certify (never used).
+    static func reportList(_ lookup: KeyLookup) {
+        if let review = lookup.review, review.status == .firstContact {
+            warn("note: \(lookup.user)'s user key pinned now (first contact): \(UserIdentity.fingerprint(of: review.list.userKey)); "
+                + "compare the safety number (`parley verify \(lookup.user)`)")
+        } else if let review = lookup.review, review.status == .userKeyReplaced {
+            warn("note: \(lookup.user)'s NEW user key accepted on request")
+        }
+        for (device, bundle) in lookup.uncertified.sorted(by: { $0.key < $1.key }) {
+            warn("WARNING: the server lists a device \(lookup.user)/\(device) (\(bundle.fingerprint)) that \(lookup.user)'s key does not certify: ignored")
         }
     }
 
