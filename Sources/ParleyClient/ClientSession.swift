@@ -117,6 +117,9 @@ struct ClientSession: Sendable {
         // Nothing should arrive without a connection; a late line from a closed one is dropped.
         case (.disconnected, _):
             return []
+        // This session never enrols (``Enrolment`` runs on a connection of its own): an answer to one is a lie.
+        case (_, .enrolled), (_, .refused):
+            return [.close(.violation("an enrolment answer on a session that did not enrol"))]
         // The greeting: remember the server clock, then log in (or wait for credentials on the first connection).
         case (.awaitingHello, .hello(let version, let challenge, let serverTime)):
             guard version == 1 else { return [.close(.violation("unsupported protocol version \(version)"))] }

@@ -150,7 +150,8 @@ public final class ParleyServerInstance: Sendable {
                                           readTimeout: UInt64(c.signalReadTimeout) * 1000),
             calls: CallBookConfiguration(ringTimeout: UInt64(c.signalRingTimeout) * 1000,
                                          disconnectGrace: UInt64(c.signalDisconnectGrace) * 1000),
-            messageTTL: .seconds(c.signalMessageTTL))
+            messageTTL: .seconds(c.signalMessageTTL),
+            registration: SignalHubConfiguration.Registration(rawValue: c.signalRegistration) ?? .invite)
         // One loop holds the hub and the plain TCP connections; the others check login signatures.
         let hubLoop = loops.next()
         let hub = SignalHub(loop: hubLoop, store: store, accounts: accounts, configuration: hubConfiguration, logger: logger,

@@ -80,4 +80,48 @@ extension SQLiteSignalStore {
                 arguments: [user, version, list, at])
         }
     }
+
+    public func createInvite(tokenHash: String, user: String?, expires: Date, at now: Date) async throws {
+        if let user, !AccountName.isValid(user) { throw SignalStoreError.invalidName("user", user) }
+        try await write("creating an invite") { db in
+            try db.execute(
+                sql: "INSERT INTO invite (token_hash, user, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                arguments: [tokenHash, user, Self.millis(now), Self.millis(expires)])
+        }
+    }
+
+    public func register(
+        user: String, list: String, version: Int64, devices: [(name: String, bundle: String)], inviteHash: String?, at now: Date
+    ) async throws {
+        guard AccountName.isValid(user) else { throw SignalStoreError.invalidName("user", user) }
+        let at = Self.millis(now)
+        try await write("registering \(user)") { db in
+            if let inviteHash {
+                guard let row = try Row.fetchOne(
+                    db, sql: "SELECT user, expires_at, used_at FROM invite WHERE token_hash = ?", arguments: [inviteHash])
+                else { throw SignalStoreError.invite(.inviteUnknown, "no such invite") }
+                if (row["used_at"] as Int64?) != nil { throw SignalStoreError.invite(.inviteUsed, "the invite was used already") }
+                if (row["expires_at"] as Int64) <= at { throw SignalStoreError.invite(.inviteExpired, "the invite expired") }
+                if let only = row["user"] as String?, only != user {
+                    throw SignalStoreError.invite(.inviteOtherUser, "the invite is for another user name")
+                }
+            }
+            if let row = try Row.fetchOne(db, sql: "SELECT revoked_at FROM account_user WHERE name = ?", arguments: [user]) {
+                if (row["revoked_at"] as Int64?) != nil { throw SignalStoreError.revoked("user '\(user)'", "a revoked name is not given out again") }
+                throw SignalStoreError.userExists(user)
+            }
+            try db.execute(sql: "INSERT INTO account_user (name, added_at) VALUES (?, ?)", arguments: [user, at])
+            for device in devices {
+                try db.execute(
+                    sql: "INSERT INTO account_device (user, name, bundle, added_at) VALUES (?, ?, ?, ?)",
+                    arguments: [user, device.name, device.bundle, at])
+            }
+            try db.execute(
+                sql: "INSERT INTO device_list (user, version, list, published_at) VALUES (?, ?, ?, ?)",
+                arguments: [user, version, list, at])
+            if let inviteHash {
+                try db.execute(sql: "UPDATE invite SET used_at = ?, used_by = ? WHERE token_hash = ?", arguments: [at, user, inviteHash])
+            }
+        }
+    }
 }

@@ -49,6 +49,14 @@ public protocol SignalStore: Sendable {
     func publishDeviceList(user: String, version: Int64, list: String, devices: [(name: String, bundle: String)], at now: Date)
         async throws
 
+    /// Records an invitation by the SHA-256 of its token (hex), for `user` or anyone, valid until `expires`.
+    func createInvite(tokenHash: String, user: String?, expires: Date, at now: Date) async throws
+    /// Makes a new account from its first device list in one transaction: the invite (when given) must exist,
+    /// be unused, unexpired and for this user or anyone, and is marked used; the user must not exist.
+    /// Throws the `invite…` codes, ``SignalStoreError/Code/userExists`` or ``SignalStoreError/Code/revoked``.
+    func register(user: String, list: String, version: Int64, devices: [(name: String, bundle: String)], inviteHash: String?,
+                  at now: Date) async throws
+
     func lastProcessedCSeq(user: String, device: String) async throws -> Int64
     /// Records `cseq` as processed unless it is not above the last one, atomically: of two racing
     /// calls with the same cseq exactly one gets ``CSeqOutcome/recorded``.

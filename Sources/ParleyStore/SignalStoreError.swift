@@ -10,6 +10,7 @@ public struct SignalStoreError: Error, Sendable, Hashable, CustomStringConvertib
         private enum Base: String, Sendable, Hashable {
             case invalidName, invalidBundle, userExists, deviceExists, unknownUser, unknownDevice, revoked
             case quotaExceeded, invalidMessage, schemaTooNew, storageFailed
+            case inviteUnknown, inviteUsed, inviteExpired, inviteOtherUser
         }
 
         private let base: Base
@@ -37,6 +38,14 @@ public struct SignalStoreError: Error, Sendable, Hashable, CustomStringConvertib
         public static let schemaTooNew = Code(.schemaTooNew)
         /// SQLite or the file system failed (open, I/O, disk full, locked past the busy timeout…).
         public static let storageFailed = Code(.storageFailed)
+        /// No invite has this token (docs/PROTOCOL.md §3.8).
+        public static let inviteUnknown = Code(.inviteUnknown)
+        /// The invite was used already (invites are single use).
+        public static let inviteUsed = Code(.inviteUsed)
+        /// The invite's time ran out.
+        public static let inviteExpired = Code(.inviteExpired)
+        /// The invite is for another user name.
+        public static let inviteOtherUser = Code(.inviteOtherUser)
 
         /// The code's name, e.g. `quotaExceeded`.
         public var description: String { base.rawValue }
@@ -116,6 +125,8 @@ public struct SignalStoreError: Error, Sendable, Hashable, CustomStringConvertib
     }
 
     /// `operation` failed in SQLite or the file system with `underlying`.
+    public static func invite(_ code: Code, _ message: String) -> SignalStoreError { SignalStoreError(code, message) }
+
     public static func storageFailed(_ operation: String, _ underlying: any Error) -> SignalStoreError {
         SignalStoreError(.storageFailed, "\(operation) failed: \(underlying)")
     }

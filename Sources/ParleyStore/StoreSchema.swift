@@ -15,6 +15,9 @@ enum StoreSchema {
         migrator.registerMigration("v2: device lists") { db in
             try db.execute(sql: v2)
         }
+        migrator.registerMigration("v3: invites") { db in
+            try db.execute(sql: v3)
+        }
         return migrator
     }
 
@@ -90,6 +93,19 @@ enum StoreSchema {
             list         TEXT NOT NULL,
             published_at INTEGER NOT NULL,
             PRIMARY KEY (user, version)
+        ) STRICT, WITHOUT ROWID;
+        """
+
+    /// Invitations (docs/PROTOCOL.md §3.8): single use, expiring, optionally for one user name. Only the
+    /// token's SHA-256 is stored, so a copy of the store cannot be used to register.
+    static let v3 = """
+        CREATE TABLE invite (
+            token_hash TEXT NOT NULL PRIMARY KEY,
+            user       TEXT,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            used_at    INTEGER,
+            used_by    TEXT
         ) STRICT, WITHOUT ROWID;
         """
 }

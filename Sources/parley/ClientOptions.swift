@@ -32,8 +32,8 @@ struct ClientOptions: ParsableArguments {
     var verbose = false
 
     func validate() throws {
-        guard account != nil else {
-            throw ValidationError("give --user NAME (or set PARLEY_USER): [a-z0-9][a-z0-9._-]{0,31}")
+        if let user = user ?? ProcessInfo.processInfo.environment["PARLEY_USER"], SignalName(user) == nil {
+            throw ValidationError("invalid user name '\(user)': [a-z0-9][a-z0-9._-]{0,31}")
         }
         guard SignalName(device) != nil else { throw ValidationError("invalid device name '\(device)'") }
         guard hostAndPort != nil else { throw ValidationError("--server must be HOST:PORT, got '\(server)'") }
@@ -77,7 +77,12 @@ struct ClientOptions: ParsableArguments {
         }
     }
 
-    func logIn() async throws -> (ParleyClient, Welcome) {
+    /// TLS settings from --tls, --ca-file, --insecure; nil for plain TCP.
+    var tlsSettings: ClientTLS? {
+        if insecure { .insecure } else if let caFile { .trusting(pemFile: caFile) } else if tls { .system } else { nil }
+    }
+
+    func logIn(quiet: Bool = false) async throws -> (ParleyClient, Welcome) {
         let identity = try self.identity()
         var logger = Logger(label: "parley.client") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = verbose ? .debug : .warning
@@ -85,17 +90,18 @@ struct ClientOptions: ParsableArguments {
         clientOptions.legacyContactsPath = files.sharedContacts
         clientOptions.trustPath = files.trust
         let client = ParleyClient(options: clientOptions, logger: logger)
-        let tlsSettings: ClientTLS? =
-            if insecure { .insecure } else if let caFile { .trusting(pemFile: caFile) } else if tls { .system } else {
-                nil
-            }
         let (host, port) = hostAndPort!
+        guard let account else {
+            await client.close()
+            throw ClientCLI.failure("give --user NAME (or set PARLEY_USER): [a-z0-9][a-z0-9._-]{0,31}")
+        }
         do {
             _ = try await client.connect(host: host, port: port, tls: tlsSettings)
-            let welcome = try await client.login(identity: identity, user: account!, device: SignalName(device)!)
+            let welcome = try await client.login(identity: identity, user: account, device: SignalName(device)!)
             return (client, welcome)
         } catch {
             await client.close()
+            if quiet { throw error }
             throw ClientCLI.failure("\(error)")
         }
     }

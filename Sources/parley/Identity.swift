@@ -95,6 +95,14 @@ struct Device: AsyncParsableCommand {
     static func publishNext(
         _ options: ClientOptions, _ what: String, _ change: @escaping @Sendable (DeviceList, UserIdentity) throws -> DeviceList
     ) async throws {
+        try await publishNext(options, what) { _, current, user in try change(current, user) }
+    }
+
+    /// ``publishNext(_:_:_:)`` whose change may ask the server (a link request).
+    static func publishNext(
+        _ options: ClientOptions, _ what: String,
+        _ change: @escaping @Sendable (ParleyClient, DeviceList, UserIdentity) async throws -> DeviceList
+    ) async throws {
         let files = options.files
         let user: UserIdentity
         do {
@@ -111,7 +119,7 @@ struct Device: AsyncParsableCommand {
             guard current.userKey == user.publicKey else {
                 throw ClientCLI.failure("the published list is signed by another user key than \(files.userKey)")
             }
-            let next = try change(current, user)
+            let next = try await change(client, current, user)
             let version = try await client.publish(next)
             _ = try await client.lookUp(welcome.user)
             print("\(what); device list version \(version): \(next.devices.map(\.name.text).joined(separator: ", "))")

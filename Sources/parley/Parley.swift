@@ -12,7 +12,7 @@ struct Parley: AsyncParsableCommand {
         abstract: "End-to-end encrypted calls and messages: server, client and tools.",
         version: version,
         subcommands: [Serve.self, Keygen.self, User.self, ClientLogin.self, ClientCall.self, ClientAnswer.self, Demo.self,
-                      ClientSend.self, ClientInbox.self, ClientKeys.self, Identity.self, Device.self, Verify.self, NAT.self, TURNUser.self,
+                      ClientSend.self, ClientInbox.self, ClientKeys.self, Identity.self, Device.self, Verify.self, Invite.self, Register.self, Link.self, NAT.self, TURNUser.self,
                       Version.self]
     )
 }

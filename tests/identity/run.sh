@@ -14,6 +14,10 @@
 #    bob had marked alice verified, so the swap blocks `send` until --accept-new-key.
 #    Afterwards the number differs and is no longer marked verified.
 # 6. bob certifies a tablet, then removes it: nobody seals to it any more, and it can no longer log in.
+# 7. Invitations: carol registers with one; reused, expired, forged and other-name invites refused; the
+#    three registration modes (invite, open, closed).
+# 8. Linking by code: carol's laptop shows a code, her phone approves it; an altered code is refused.
+# 9. The whole flow of a new user: a call that rings both of carol's devices, a message read on both.
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SUITE=identity
 source "$HERE/../call/common.sh"
@@ -34,8 +38,8 @@ for acct in alice.phone bob.phone; do
   cli $acct "identity init" >"$TMP/init.$acct" 2>&1; rc=$?
   check $rc "1-init-$acct" "$(grep -m1 '^user key' "$TMP/init.$acct") ($TMP/init.$acct)"
 done
-[ "$(stat -c %a "$TMP/keys/alice.phone.key.user")" = 600 ] && grep -q "^recovery code" "$TMP/init.alice.phone"
-check $? 1-user-key-file "KEY.user mode $(stat -c %a "$TMP/keys/alice.phone.key.user"), recovery code printed once"
+[ "$(stat -c %a "$TMP/keys/bob.phone.key.user")" = 600 ] && grep -q "^recovery code" "$TMP/init.alice.phone"
+check $? 1-user-key-file "KEY.user mode $(stat -c %a "$TMP/keys/bob.phone.key.user"), recovery code printed once"
 cli alice.phone "identity init" >"$TMP/init.again" 2>&1; [ $? != 0 ]; check $? 1-init-once "a second init refused: $(tail -1 "$TMP/init.again")"
 
 # 2. Safety numbers.
@@ -88,6 +92,67 @@ cli alice.laptop send bob "after removal" >"$TMP/send7.out" 2>&1; rc=$?
 [ $rc = 0 ] && grep -q "to bob (phone)" "$TMP/send7.out"; check $? 6-not-sealed-after-removal "$(grep '^sent' "$TMP/send7.out")"
 cli bob.tablet keys alice >"$TMP/tablet.keys" 2>&1; rc=$?
 [ $rc != 0 ]; check $? 6-removed-cannot-log-in "exit $rc: $(tail -1 "$TMP/tablet.keys")"
+
+# 7. Invitations: carol registers with one (and says hello); reused, expired, forged and other-name invites
+#    are refused with their own codes; the three registration modes.
+inv() { "$PARLEY" invite --store "$TMP/parley.sqlite" --server "127.0.0.1:$PORT" "$@" | sed -n 's/^invite: //p'; }
+reg() { # reg ACCOUNT [register args…]: a new account, its key made by register itself
+  local acct=$1; shift
+  timeout -k 5 30 "$PARLEY" register "${acct%%.*}" "$@" --server "127.0.0.1:$PORT" --key "$TMP/keys/$acct.key" --device "${acct#*.}"
+}
+refused() { grep -q "refused ($1)" "$2"; }
+token=$(inv --user carol)
+reg carol.phone --invite "$token" >"$TMP/reg.carol" 2>&1; check $? 7-register "$(grep -m1 '^registered' "$TMP/reg.carol")"
+cli carol.phone send bob "hello from a new account" >"$TMP/reg.send" 2>cli carol.phone send alice "hello from a new account" >"$TMP/reg.send" 2>&11; check $? 7-first-message "$(grep '^sent' "$TMP/reg.send")"
+reg carol.phone2 --invite "$token" >"$TMP/reg.taken" 2>&1; refused user-exists "$TMP/reg.taken"; check $? 7-name-taken "$(tail -1 "$TMP/reg.taken")"
+anyone=$(inv)
+reg fay.phone --invite "$anyone" >"$TMP/reg.fay" 2>&1; check $? 7-register-any-name "$(grep -m1 '^registered' "$TMP/reg.fay")"
+reg gus.phone --invite "$anyone" >"$TMP/reg.reuse" 2>&1; refused invite-used "$TMP/reg.reuse"; check $? 7-invite-reused "$(tail -1 "$TMP/reg.reuse")"
+short=$(inv --expires 0.01m); sleep 1
+reg dan.phone --invite "$short" >"$TMP/reg.expired" 2>&1; refused invite-expired "$TMP/reg.expired"; check $? 7-invite-expired "$(tail -1 "$TMP/reg.expired")"
+reg dan.phone --invite AAAAAAAAAAAAAAAAAAAAAA >"$TMP/reg.forged" 2>&1; refused invite-unknown "$TMP/reg.forged"; check $? 7-invite-forged "$(tail -1 "$TMP/reg.forged")"
+reg dan.phone --invite "$(inv --user erin)" >"$TMP/reg.other" 2>&1; refused invite-other-user "$TMP/reg.other"; check $? 7-invite-other-user "$(tail -1 "$TMP/reg.other")"
+reg dan.phone >"$TMP/reg.none" 2>&1; refused invite-needed "$TMP/reg.none"; check $? 7-mode-invite "no invite: $(tail -1 "$TMP/reg.none")"
+"$PY" -c "import sqlite3,sys; rows=sqlite3.connect(sys.argv[1]).execute('SELECT token_hash FROM invite').fetchall(); sys.exit(0 if rows and all(len(r[0])==64 for r in rows) and not any(sys.argv[2] in r[0] for r in rows) else 1)" "$TMP/parley.sqlite" "$token"
+check $? 7-invites-hashed "the store holds SHA-256 hashes, not tokens"
+kill $SERVER; wait $SERVER 2>/dev/null; run_server --stun-enabled no --signal-registration open
+reg dan.phone >"$TMP/reg.open" 2>&1; check $? 7-mode-open "$(grep -m1 '^registered' "$TMP/reg.open")"
+kill $SERVER; wait $SERVER 2>/dev/null; run_server --stun-enabled no --signal-registration closed
+reg erin.phone --invite "$(inv)" >"$TMP/reg.closed" 2>&1; refused registration-closed "$TMP/reg.closed"; check $? 7-mode-closed "$(tail -1 "$TMP/reg.closed")"
+kill $SERVER; wait $SERVER 2>/dev/null; run_server --stun-enabled no
+
+# 8. Linking by code: carol's laptop asks, her phone approves; a code altered on its way is refused.
+link_request() { # link_request ACCOUNT OUT: in the background; LINKER is its pid
+  timeout -k 5 60 "$PARLEY" link request --timeout 40 --server "127.0.0.1:$PORT" --key "$TMP/keys/$1.key"     --user "${1%%.*}" --device "${1#*.}" >"$2" 2>&1 &
+  LINKER=$!; PIDS+=($LINKER)
+  for _ in $(seq 100); do grep -q '^link code' "$2" && break; sleep 0.1; done
+}
+link_request carol.laptop "$TMP/link.out"
+code=$(sed -n 's/^link code: //p' "$TMP/link.out")
+altered="${code%?}$( [ "${code: -1}" = A ] && echo B || echo A)"
+cli carol.phone "link approve" "$altered" --yes >"$TMP/approve.bad" 2>&1; rc=$?
+[ $rc != 0 ] && grep -q "does not match the code" "$TMP/approve.bad"; check $? 8-altered-code-refused "exit $rc: $(grep -m1 REFUSED "$TMP/approve.bad" | sed 's/^!! //')"
+cli carol.phone "link approve" "$code" --yes >"$TMP/approve.out" 2>&1; check $? 8-approve "$(tail -1 "$TMP/approve.out")"
+wait $LINKER; rc=$?
+[ $rc = 0 ] && grep -q "^linked: logged in as carol/laptop" "$TMP/link.out"; check $? 8-linked "$(tail -1 "$TMP/link.out")"
+
+# 9. The whole flow: a call from bob (whose list the tampering left alone) rings both of carol's devices (the phone takes it, the laptop hears
+#    "answered elsewhere"), and a message reaches and is read on both.
+cli_bg() { local acct=$1 out=$2; shift 2; timeout -k 5 40 "$PARLEY" "$@" --server "127.0.0.1:$PORT" --key "$TMP/keys/$acct.key"   --user "${acct%%.*}" --device "${acct#*.}" --media-bind 127.0.0.1 >"$out" 2>&1 & }
+cli_bg carol.laptop "$TMP/ring.laptop" answer --auto --ring-for 20 --timeout 30; L=$!
+cli_bg carol.phone "$TMP/ring.phone" answer --auto --ring-for 0.5 --timeout 30 --tone 1000; P=$!
+sleep 1
+timeout -k 5 40 "$PARLEY" call carol --tone 440 --hold 2 --server "127.0.0.1:$PORT" --key "$TMP/keys/bob.phone.key"   --user bob --device phone --media-bind 127.0.0.1 >"$TMP/ring.bob" 2>&1; rc=$?
+wait $P; wait $L
+grep -q "^ring from bob/phone" "$TMP/ring.phone" && grep -q "^ring from bob/phone" "$TMP/ring.laptop"
+check $? 9-call-rings-both "phone: $(grep -c '^ring from' "$TMP/ring.phone") ring, laptop: $(grep -c '^ring from' "$TMP/ring.laptop") ring"
+[ $rc = 0 ] && grep -q "^first audio decrypted" "$TMP/ring.bob" && grep -q "answered on our other device phone" "$TMP/ring.laptop"
+check $? 9-call-answered "bob: $(grep -m1 '^answered by' "$TMP/ring.bob" | cut -c1-40); laptop: $(grep -m1 'answered on' "$TMP/ring.laptop")"
+cli bob.phone send carol "read me on both" >"$TMP/both.send" 2>&1
+grep -q "(laptop, phone)" "$TMP/both.send"; check $? 9-message-to-both "$(grep '^sent' "$TMP/both.send")"
+cli carol.phone inbox >"$TMP/inbox.phone" 2>&1; cli carol.laptop inbox >"$TMP/inbox.laptop" 2>&1
+grep -q "read me on both" "$TMP/inbox.phone" && grep -q "read me on both" "$TMP/inbox.laptop"
+check $? 9-message-read-on-both "phone and laptop inboxes"
 
 echo "raw logs: $TMP"
 echo "$PASS passed, $FAIL failed"

@@ -67,6 +67,7 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var signalLoginTimeout = 10
     public var signalTimestampWindow = 30
     public var signalRingTimeout = 45
+    public var signalRegistration = "invite"
     public var signalDisconnectGrace = 10
     public var signalMessageTTL = 30 * 86400
     public var signalMailboxQuota = 64 << 20
@@ -339,6 +340,12 @@ public struct ConfigKey: Sendable {
         },
         ConfigKey("signal.timestamp_window", "30", "Largest accepted difference in seconds between a client timestamp and the server clock.") { c, v, o throws(ConfigError) in
             c.signalTimestampWindow = try Parse.int(v, o, 1...3600)
+        },
+        ConfigKey("signal.registration", "invite", "Who may make an account: invite (a valid invite), open (anyone) or closed (operator only).") { c, v, o throws(ConfigError) in
+            guard ["invite", "open", "closed"].contains(v) else {
+                throw ConfigError(o, "signal.registration must be invite, open or closed; got '\(v)'")
+            }
+            c.signalRegistration = v
         },
         ConfigKey("signal.ring_timeout", "45", "Seconds a call rings before it ends with 'timeout'.") { c, v, o throws(ConfigError) in
             c.signalRingTimeout = try Parse.int(v, o, 5...600)

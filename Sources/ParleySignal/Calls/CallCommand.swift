@@ -63,7 +63,7 @@ public enum CallCommand: Sendable, Hashable {
     /// `onlineDevicesOf` is asked only for `call`, with the callee's name.
     public init?(_ verb: SignalCommand.Verb, onlineDevicesOf: (SignalName) -> [SignalName]) {
         switch verb {
-        case .keys, .message, .lists, .publish:
+        case .keys, .message, .lists, .publish, .linkRequest:
             return nil
         case .call(let id, let callee, let offer):
             self = .call(id, callee: callee, offer: offer, onlineDevices: onlineDevicesOf(callee))

@@ -38,12 +38,29 @@ public struct SignalHubConfiguration: Sendable {
     public var queueCapacity: Int
     /// Undelivered messages expire after this long.
     public var messageTTL: Duration
+    /// Who may make an account (`signal.registration`, docs/PROTOCOL.md §3.8).
+    public var registration: Registration
+    /// How long a link request waits for a device holding the user key, ms.
+    public var linkRequestLifetime: UInt64 = 600_000
+    /// Link requests waiting at once per user (more are refused `too-many`).
+    public var linkRequestsPerUser = 8
+
+    /// `signal.registration`.
+    public enum Registration: String, Sendable, Hashable, CaseIterable {
+        /// With a valid invite only (the default).
+        case invite
+        /// Anyone may register a free name (an invite is still honoured, and still used up).
+        case open
+        /// Nobody: accounts come from the operator's `parley user` only.
+        case closed
+    }
 
     public init(session: SessionConfiguration = SessionConfiguration(), calls: CallBookConfiguration = CallBookConfiguration(),
-                queueCapacity: Int = 1024, messageTTL: Duration = .seconds(30 * 86400)) {
+                queueCapacity: Int = 1024, messageTTL: Duration = .seconds(30 * 86400), registration: Registration = .invite) {
         self.session = session
         self.calls = calls
         self.queueCapacity = queueCapacity
         self.messageTTL = messageTTL
+        self.registration = registration
     }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import NIOCore
@@ -29,6 +30,13 @@ extension SignalHub {
             }
         case .publish(let blob):
             publish(blob, cseq: cseq, from: party, id: id)
+        case .linkRequest(let requestID):
+            recordCSeq(cseq, party)
+            let now = clock()
+            guard let request = linkRequests[requestID], request.user == party.user, request.expires > now else {
+                return complete(cseq, .nak(code: .badArgument, reason: "no such link request"), on: id)
+            }
+            complete(cseq, .ack(result: [request.device.text, request.bundle.encoded]), on: id)
         case .message(let msgID, let to, let sealed):
             sendMessage(msgID, to: to, sealed: sealed, cseq: cseq, from: party, id: id)
         case .call(_, let callee, _) where directory.devices(of: callee).isEmpty:
@@ -105,6 +113,77 @@ extension SignalHub {
             } catch {
                 self.logger.error("cannot store a device list", metadata: ["error": "\(error)"])
                 self.loop.execute { self.connections[id]?.connection.close() }
+            }
+        }
+    }
+
+    /// A `register` or `link` before login (docs/PROTOCOL.md §3.8).
+    func enrol(_ request: Enrolment, id: ObjectIdentifier) {
+        func answer(_ frame: ServerFrame) {
+            guard let state = connections[id] else { return }
+            perform(state.session.enrolmentAnswered(frame, now: clock()), on: id)
+        }
+        let now = clock()
+        switch request {
+        case .link(let requestID, let user, let device, let blob):
+            guard deviceLists[user] != nil else {
+                return answer(.refused(code: .unknownUser, reason: "no account with a user key by that name"))
+            }
+            guard let bundle = try? DevicePublicBundle(encoded: DevicePublicBundle.prefix + blob.text) else {
+                return answer(.refused(code: .badList, reason: "the bundle does not verify"))
+            }
+            linkRequests = linkRequests.filter { $0.value.expires > now }
+            guard linkRequests.values.filter({ $0.user == user }).count < configuration.linkRequestsPerUser,
+                linkRequests[requestID] == nil
+            else { return answer(.refused(code: .tooMany, reason: "too many link requests waiting for this user")) }
+            linkRequests[requestID] = LinkRequest(
+                user: user, device: device, bundle: bundle, expires: now + configuration.linkRequestLifetime)
+            logger.info("link request", metadata: ["user": "\(user)", "device": "\(device)"])
+            answer(.enrolled(kind: .linking, detail: requestID))
+        case .register(let invite, let blob):
+            let mode = configuration.registration
+            guard mode != .closed else { return answer(.refused(code: .registrationClosed, reason: "registration is closed")) }
+            guard invite != nil || mode == .open else {
+                return answer(.refused(code: .inviteNeeded, reason: "registration needs an invite"))
+            }
+            guard let list = try? DeviceList(wire: blob.bytes), list.version == 1, list.devices.count == 1 else {
+                return answer(.refused(code: .badList, reason: "a first device list: version 1, one device, signed by its user key"))
+            }
+            guard directory.devices(of: list.user).isEmpty, deviceLists[list.user] == nil else {
+                return answer(.refused(code: .userExists, reason: "that name is taken"))
+            }
+            let inviteHash = invite.map { SHA256.hash(data: $0.bytes).map { String(format: "%02x", $0) }.joined() }
+            let store = self.store
+            let at = Date(timeIntervalSince1970: Double(now) / 1000)
+            Task {
+                do {
+                    try await store.register(
+                        user: list.user.text, list: list.text, version: 1,
+                        devices: list.devices.map { ($0.name.text, $0.bundle.encoded) }, inviteHash: inviteHash, at: at)
+                    self.loop.execute {
+                        self.deviceLists[list.user] = list
+                        self.directory = AccountTableDirectory(
+                            table: self.directory.table.replacing(
+                                user: list.user.text,
+                                devices: Dictionary(uniqueKeysWithValues: list.devices.map { ($0.name.text, $0.bundle) })))
+                        self.logger.info("registered", metadata: ["user": "\(list.user)", "invite": "\(inviteHash != nil)"])
+                        answer(.enrolled(kind: .registered, detail: list.user.text))
+                    }
+                } catch let error as SignalStoreError {
+                    let code: ServerFrame.RefusalCode =
+                        switch error.code {
+                        case .inviteUnknown: .inviteUnknown
+                        case .inviteUsed: .inviteUsed
+                        case .inviteExpired: .inviteExpired
+                        case .inviteOtherUser: .inviteOtherUser
+                        case .userExists, .revoked: .userExists
+                        default: .unavailable
+                        }
+                    self.loop.execute { answer(.refused(code: code, reason: error.description)) }
+                } catch {
+                    self.logger.error("cannot register", metadata: ["error": "\(error)"])
+                    self.loop.execute { answer(.refused(code: .unavailable, reason: "the server could not store the account")) }
+                }
             }
         }
     }

@@ -32,6 +32,16 @@ public final class SignalHub: @unchecked Sendable {
     var directory: AccountTableDirectory
     /// Each user's newest device list (docs/PROTOCOL.md §3.8), as stored.
     var deviceLists: [SignalName: DeviceList] = [:]
+    /// Link requests waiting for a device of their user that holds the user key, by request id. In memory:
+    /// a restart drops them and the new device asks again.
+    var linkRequests: [String: LinkRequest] = [:]
+
+    struct LinkRequest: Sendable {
+        var user: SignalName
+        var device: SignalName
+        var bundle: DevicePublicBundle
+        var expires: UInt64
+    }
     var connections: [ObjectIdentifier: ConnectionState] = [:]
     var presence = Presence<ObjectIdentifier>()
     var calls: CallBook
@@ -182,6 +192,8 @@ public final class SignalHub: @unchecked Sendable {
                 state.connection.send(SignalCodec.format(frame))
             case .verify(let check):
                 verify(check, for: state, id: id)
+            case .enrol(let request):
+                enrol(request, id: id)
             case .authenticated(let user, let device):
                 logger.info("signal login", metadata: ["user": "\(user)", "device": "\(device)", "peer": "\(state.connection.peer)"])
                 if loginStateLoaded {

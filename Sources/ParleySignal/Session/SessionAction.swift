@@ -53,6 +53,9 @@ public enum SessionAction: Sendable, Hashable {
     /// newer connection of the device already holds its place) and tell the call layer, whose disconnect
     /// grace starts now.
     case offline(user: SignalName, device: SignalName)
+    /// Before login: a `register` or `link` request (docs/PROTOCOL.md §3.8). Carry it out against the store
+    /// and answer with ``SessionMachine/enrolmentAnswered(_:now:)`` (`enrolled` or `refused`).
+    case enrol(Enrolment)
     /// Close the connection once the frames before this action are written. Nothing follows it.
     case close
 }

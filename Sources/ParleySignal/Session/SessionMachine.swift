@@ -48,6 +48,8 @@ public struct SessionMachine: Sendable {
         var loginDeadline: UInt64
         /// `signal.read_timeout` after the last frame.
         var readDeadline: UInt64
+        /// An enrolment was asked for on this connection (one per connection; its answer may be pending).
+        var enrolled = false
     }
 
     /// A login whose signature is being checked.
@@ -187,6 +189,15 @@ public struct SessionMachine: Sendable {
             return login(
                 user: user, device: device, timestamp: timestamp, signature: signature, challenge: s.challenge,
                 now: now)
+        // §3.8: one enrolment per connection, before login; the hub answers with ``enrolmentAnswered(_:now:)``.
+        case (.awaitingLogin(var s), .enrol(let request)):
+            guard !s.enrolled else { return refuse(.protocolError, "one enrolment per connection") }
+            s.enrolled = true
+            s.readDeadline = now.adding(configuration.readTimeout)
+            state = .awaitingLogin(s)
+            return [.enrol(request)]
+        case (.verifying, .enrol), (.admitting, .enrol), (.active, .enrol):
+            return refuse(.protocolError, "enrolment is before login only")
         // §3.2: anything else before `welcome`.
         case (.awaitingLogin, .got), (.awaitingLogin, .command):
             return refuse(.notLoggedIn, "log in first")
@@ -295,6 +306,13 @@ public struct SessionMachine: Sendable {
 
     /// A `login` against this connection's challenge: hands out the signature check. Every login costs
     /// one, whether the device exists or not (``LoginVerification``).
+    /// The hub's answer to an ``SessionAction/enrol(_:)``: sent while the connection still awaits its login
+    /// (after which it may log in, e.g. as the device it just registered); nothing once it moved on or closed.
+    public mutating func enrolmentAnswered(_ answer: ServerFrame, now: UInt64) -> [SessionAction] {
+        guard case .awaitingLogin = state else { return [] }
+        return [.send(answer)]
+    }
+
     private mutating func login(
         user: SignalName, device: SignalName, timestamp: UInt64, signature: SignalBlob, challenge: SignalBlob,
         now: UInt64

@@ -37,6 +37,8 @@ public struct SignalCommand: Sendable, Hashable {
         case lists(user: SignalName, since: UInt64)
         /// Store this user's next device list, signed by the user key (wire form).
         case publish(list: SignalBlob)
+        /// Fetch a link request of this user by id (answered `<device>|<bundle>`).
+        case linkRequest(id: String)
 
         /// The verb's wire name.
         public var name: String {
@@ -53,6 +55,7 @@ public struct SignalCommand: Sendable, Hashable {
             case .message: "msg"
             case .lists: "lists"
             case .publish: "publish"
+            case .linkRequest: "linkget"
             }
         }
     }

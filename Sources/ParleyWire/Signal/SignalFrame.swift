@@ -6,6 +6,24 @@ public enum ClientFrame: Sendable, Hashable {
     /// Cumulative acknowledgement of server events.
     case got(sseq: UInt64)
     case command(SignalCommand)
+    /// Before login only: make an account or ask to join one (docs/PROTOCOL.md §3.8).
+    case enrol(Enrolment)
+}
+
+/// A request made before login (docs/PROTOCOL.md §3.8).
+public enum Enrolment: Sendable, Hashable {
+    /// `register|<invite or ->|<device list>`: a new account whose first device list (version 1, one device,
+    /// signed by the new user key) is given; the invite token (16 bytes) unless registration is open.
+    case register(invite: SignalBlob?, list: SignalBlob)
+    /// `link|<request id>|<user>|<device>|<bundle>`: a new device asks to join `user`'s account; the request
+    /// (id: 16 lowercase hex digits, the link code's first 8 bytes) waits for a device holding the user key.
+    /// The bundle is the 128 bytes after `parley1.`.
+    case link(request: String, user: SignalName, device: SignalName, bundle: SignalBlob)
+
+    /// Whether `text` is a request id: 16 lowercase hex digits.
+    public static func isRequestID(_ text: some StringProtocol) -> Bool {
+        text.utf8.count == 16 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
 }
 
 /// Frames from server to client.
@@ -20,6 +38,21 @@ public enum ServerFrame: Sendable, Hashable {
     case event(sseq: UInt64, timestamp: UInt64, event: SignalEvent)
     /// Fatal: the connection closes.
     case error(code: ErrorCode, reason: String)
+    /// An enrolment succeeded: `registered|<user>` or `linking|<request id>`. The connection stays, awaiting login.
+    case enrolled(kind: EnrolledKind, detail: String)
+    /// An enrolment was refused; the connection stays, awaiting login (it may not enrol again).
+    case refused(code: RefusalCode, reason: String)
+
+    public enum EnrolledKind: String, Sendable, Hashable, CaseIterable {
+        case registered, linking
+    }
+
+    public enum RefusalCode: String, Sendable, Hashable, CaseIterable {
+        case registrationClosed = "registration-closed", inviteNeeded = "invite-needed", inviteUnknown = "invite-unknown"
+        case inviteUsed = "invite-used", inviteExpired = "invite-expired", inviteOtherUser = "invite-other-user"
+        case userExists = "user-exists", badList = "bad-list", unknownUser = "unknown-user", tooMany = "too-many"
+        case unavailable
+    }
 
     public enum NakCode: String, Sendable, Hashable, CaseIterable {
         case stale, unknownUser = "unknown-user", unknownCall = "unknown-call", notAllowed = "not-allowed"
@@ -93,6 +126,18 @@ public enum SignalCodec {
         case "got":
             guard f.count == 2, let sseq = SignalInt.parse(f[1]) else { throw SignalParseError("got: expected got|sseq") }
             return .got(sseq: sseq)
+        case "register":
+            guard f.count == 3, let list = SignalBlob(f[2]) else { throw SignalParseError("register: expected register|invite|list") }
+            if f[1] == "-" { return .enrol(.register(invite: nil, list: list)) }
+            guard let invite = SignalBlob(f[1], maxBytes: 16), invite.byteCount == 16 else {
+                throw SignalParseError("register: the invite is 16 bytes of base64url, or -")
+            }
+            return .enrol(.register(invite: invite, list: list))
+        case "link":
+            guard f.count == 5, Enrolment.isRequestID(f[1]), let user = SignalName(f[2]), let device = SignalName(f[3]),
+                let bundle = SignalBlob(f[4], maxBytes: 128), bundle.byteCount == 128
+            else { throw SignalParseError("link: expected link|request id|user|device|bundle") }
+            return .enrol(.link(request: String(f[1]), user: user, device: device, bundle: bundle))
         default:
             guard f.count >= 3 else { throw SignalParseError("unknown or short frame '\(f[0].prefix(16))'") }
             guard let cseq = SignalInt.parse(f[1]), cseq > 0 else { throw SignalParseError("bad cseq") }
@@ -153,6 +198,10 @@ public enum SignalCodec {
         case "publish":
             try arity(1...1)
             return .publish(list: try blob(0))
+        case "linkget":
+            try arity(1...1)
+            guard Enrolment.isRequestID(a[0]) else { throw SignalParseError("linkget: bad request id") }
+            return .linkRequest(id: String(a[0]))
         case "msg":
             try arity(3...3)
             var copies: [SignalCommand.SealedCopy] = []
@@ -175,6 +224,8 @@ public enum SignalCodec {
         case .keepalive: return ""
         case .login(let u, let d, let ts, let sig): return "login|\(u)|\(d)|\(ts)|\(sig.text)"
         case .got(let sseq): return "got|\(sseq)"
+        case .enrol(.register(let invite, let list)): return "register|\(invite?.text ?? "-")|\(list.text)"
+        case .enrol(.link(let id, let user, let device, let bundle)): return "link|\(id)|\(user)|\(device)|\(bundle.text)"
         case .command(let c):
             let head = "\(c.verb.name)|\(c.cseq)|\(c.timestamp)"
             switch c.verb {
@@ -187,6 +238,7 @@ public enum SignalCodec {
                 return "\(head)|\(id)|\(to)|" + sealed.map { "\($0.device)=\($0.ciphertext.text)" }.joined(separator: ",")
             case .lists(let u, let since): return "\(head)|\(u)|\(since)"
             case .publish(let list): return "\(head)|\(list.text)"
+            case .linkRequest(let id): return "\(head)|\(id)"
             }
         }
     }
@@ -220,6 +272,20 @@ public enum SignalCodec {
                 throw SignalParseError("error: bad frame")
             }
             return .error(code: code, reason: try reason(f[2]))
+        case "enrolled":
+            guard f.count == 3, let kind = ServerFrame.EnrolledKind(rawValue: String(f[1])) else {
+                throw SignalParseError("enrolled: bad frame")
+            }
+            switch kind {
+            case .registered: guard SignalName(f[2]) != nil else { throw SignalParseError("enrolled: bad user") }
+            case .linking: guard Enrolment.isRequestID(f[2]) else { throw SignalParseError("enrolled: bad request id") }
+            }
+            return .enrolled(kind: kind, detail: String(f[2]))
+        case "refused":
+            guard f.count == 3, let code = ServerFrame.RefusalCode(rawValue: String(f[1])) else {
+                throw SignalParseError("refused: bad frame")
+            }
+            return .refused(code: code, reason: try reason(f[2]))
         case "ev":
             guard f.count >= 4, let s = SignalInt.parse(f[1]), let t = SignalInt.parse(f[2]) else {
                 throw SignalParseError("ev: bad frame")
@@ -269,6 +335,8 @@ public enum SignalCodec {
         case .ack(let c, let result): return (["ack", "\(c)", "ok"] + result).joined(separator: "|")
         case .nak(let c, let code, let reason): return "nak|\(c)|\(code.rawValue)|\(cleanReason(reason))"
         case .error(let code, let reason): return "error|\(code.rawValue)|\(cleanReason(reason))"
+        case .enrolled(let kind, let detail): return "enrolled|\(kind.rawValue)|\(detail)"
+        case .refused(let code, let reason): return "refused|\(code.rawValue)|\(cleanReason(reason))"
         case .event(let s, let t, let e):
             let head = "ev|\(s)|\(t)|\(e.name)"
             switch e {
