@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ParleyCrypto
 import ParleySignal
 import ParleyStore
 import ServiceLifecycle
@@ -13,11 +14,19 @@ struct SignalMaintenance: Service {
     let ttl: Duration
     let logger: Logger
 
-    /// Store accounts ∪ accounts file. A conflict or a bad file line throws (at start) or keeps the old
-    /// table (on reload).
+    /// Store accounts ∪ accounts file; a user with a device list (docs/PROTOCOL.md §3.8) has exactly the
+    /// devices the list certifies, whatever the file says. A conflict or a bad file line throws (at start)
+    /// or keeps the old table (on reload).
     static func loadAccounts(store: any SignalStore, file: String?, logger: Logger) async throws -> AccountTable {
         let snapshot = try file.map { path throws in try AccountsFile.load(path: path) }
-        let table = try AccountTable.merge(store: try await store.accounts(), file: snapshot)
+        var table = try AccountTable.merge(store: try await store.accounts(), file: snapshot)
+        for (user, text) in try await store.newestDeviceLists() {
+            guard let list = try? DeviceList(text: text) else { continue }
+            let listed = Dictionary(uniqueKeysWithValues: list.devices.map { ($0.name.text, $0.bundle) })
+            // Devices the operator revoked stay revoked: the list certifies, the operator may still refuse service.
+            let active = table.users[user] ?? [:]
+            table = table.replacing(user: user, devices: listed.filter { active[$0.key] == $0.value })
+        }
         for line in table.ignored { logger.notice("accounts file entry ignored", metadata: ["entry": "\(line)"]) }
         logger.info("accounts loaded", metadata: ["users": "\(table.users.count)"])
         return table

@@ -50,7 +50,7 @@ struct Invite: AsyncParsableCommand {
         print("invite: \(text)")
         print("valid until \(User.format(expiry))\(user.map { " for the user name \($0)" } ?? "")")
         print("url: parley-invite:\(server)/\(text)")
-        print("register with: parley register \(user ?? "NAME") --invite \(text) --server \(server)")
+        print("register with: parley register \(user ?? "NAME") --invite=\(text) --server \(server)")
     }
 }
 

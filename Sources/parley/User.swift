@@ -119,6 +119,13 @@ extension User {
             let store = try options.open(creating: true)
             let now = Date()
             let bundle = try DevicePublicBundle(encoded: key)
+            if (try? await store.newestDeviceLists())?[name] != nil {
+                // The user's own key decides the user's devices (docs/PROTOCOL.md §3.8): the server would not
+                // serve this device, and no client would accept it.
+                throw User.failure(
+                    "\(name) has a device list signed by their own user key: only they can add a device "
+                        + "(`parley link approve` or `parley device add` on a device holding the key)")
+            }
             let accounts = try await User.perform {
                 let accounts = try await store.accounts()
                 if !accounts.contains(where: { $0.name == name }) {

@@ -196,6 +196,8 @@ actor FakeSignalServer {
             send(.error(code: .protocolError, reason: "unparsable"))
         case .keepalive?:
             break
+        case .enrol?:
+            send(.refused(code: .registrationClosed, reason: "the fake server does not enrol"))
         case .login(let user, let device, let ts, let signature)?:
             guard connection.device == nil else { return send(.error(code: .replay, reason: "second login")) }
             if let loginError { return send(.error(code: loginError, reason: "scripted")) }
@@ -250,6 +252,8 @@ actor FakeSignalServer {
             deviceLists[list.user, default: []].append(list)
             for entry in list.devices { accounts[list.user, default: [:]][entry.name] = entry.bundle }
             return .ack(cseq: cseq, result: ["\(list.version)"])
+        case .linkRequest:
+            return .nak(cseq: cseq, code: .badArgument, reason: "no such link request")
         case .call(let call, let callee, let offer):
             calls[call] = (who, callee)
             for device in accounts[callee, default: [:]].keys.sorted() {

@@ -43,6 +43,9 @@ final class SignalLineClient: @unchecked Sendable {
         }
     }
 
+    /// Whether the server closed the connection (and every line it sent was read).
+    var isClosed: Bool { received.withLockedValue { $0.closed && $0.lines.isEmpty } }
+
     func send(_ line: String) async throws {
         try await outbound.write(ByteBuffer(string: line + "\n"))
     }

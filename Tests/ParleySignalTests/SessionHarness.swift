@@ -119,6 +119,9 @@ struct SessionSwitchboard {
         }
     }
 
+    /// Enrolments the sessions handed out, with their connection.
+    var enrolments: [(Int, Enrolment)] = []
+
     mutating func perform(_ actions: [SessionAction], on id: Int) {
         for action in actions {
             switch action {
@@ -148,6 +151,8 @@ struct SessionSwitchboard {
                 acknowledged[key, default: []] += queues[key]?.acknowledge(upTo: sseq).map(\.sseq) ?? []
             case .offline(let user, let device):
                 presence.remove(user: user, device: device, connection: id)
+            case .enrol(let request):
+                enrolments.append((id, request))
             case .close:
                 closed.insert(id)
             }

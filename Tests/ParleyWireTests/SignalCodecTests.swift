@@ -378,3 +378,36 @@ final class SignalCodecTests: XCTestCase {
         assertClientRejects(["keys|1|2|bob|\u{301}x", "keys|1|2\u{301}|bob", "got|\u{301}1"])
     }
 }
+
+/// The frames of docs/PROTOCOL.md §3.8: enrolment before login, the list verbs, the enrolment answers.
+final class IdentityFramesTests: XCTestCase {
+    func testEveryNewFrameRoundTripsAndTheCorpusSeedsParse() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("SignalCorpus")
+        for name in ["client-register.txt", "client-link.txt", "client-identity-verbs.txt"] {
+            let text = try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)
+            for line in text.split(separator: "\n") {
+                let frame = try SignalCodec.parseClient(line)
+                XCTAssertEqual(SignalCodec.format(frame), String(line), name)
+            }
+        }
+        let text = try String(contentsOf: dir.appendingPathComponent("server-enrolment.txt"), encoding: .utf8)
+        for line in text.split(separator: "\n") {
+            let frame = try SignalCodec.parseServer(line)
+            XCTAssertEqual(SignalCodec.format(frame), String(line))
+        }
+    }
+
+    func testMalformedIdentityFramesAreRefused() {
+        let bundle = SignalBlob(bytes: [UInt8](repeating: 3, count: 128)).text
+        for line in [
+            "register|-", "register|x|AAAA", "register|AAAAAAAAAAAAAAAAAAAAAAAA|AAAA", "link|0011|alice|laptop|\(bundle)",
+            "link|0011223344556677|Alice|laptop|\(bundle)", "link|0011223344556677|alice|laptop|AAAA",
+            "lists|1|1|alice", "lists|1|1|alice|01", "publish|1|1", "linkget|1|1|XYZ",
+        ] {
+            XCTAssertThrowsError(try SignalCodec.parseClient(Substring(line)), line)
+        }
+        for line in ["enrolled|registered|Alice", "enrolled|linking|xyz", "enrolled|other|a", "refused|nope|x", "refused|invite-used"] {
+            XCTAssertThrowsError(try SignalCodec.parseServer(Substring(line)), line)
+        }
+    }
+}

@@ -8,7 +8,8 @@
 # 2. Safety numbers: equal on both sides; unchanged after alice adds a device.
 # 3. alice certifies a second device (`parley device add`); it can log in (the server follows the list), and
 #    bob's client seals to both devices with no prompt.
-# 4. The operator adds a device to bob (`parley user add` + SIGHUP): alice is told and never seals to it.
+# 4. The operator adds a device to bob (`parley user add`, or a row written into the store + SIGHUP): refused,
+#    not served, never sealed to. (A server that presents it anyway: ParleyClientTests/HostileServerListTests.)
 # 5. The store is tampered (server stopped): alice's newest list deleted (rollback), then a list signed by the
 #    server's own key appended (swapped user key): bob refuses each with its own warning and sends nothing;
 #    bob had marked alice verified, so the swap blocks `send` until --accept-new-key.
@@ -58,31 +59,21 @@ cli bob.phone send alice "hello both" >"$TMP/send1.out" 2>&1; rc=$?
 cli bob.phone verify alice >"$TMP/verify.b2" 2>&1
 [ "$(number "$TMP/verify.b2")" = "$nb" ]; check $? 2-safety-stable "after alice's new device: $(number "$TMP/verify.b2")"
 
-# 4. The operator adds a device to bob: alice is told, nothing is sealed to it.
+# 4. The operator tries to add a device to bob: `parley user add` refuses (bob's own key decides his
+#    devices), and a row written into the store behind its back (then SIGHUP) is not served either: the
+#    server follows the list, and alice seals to bob's phone only.
 "$PARLEY" keygen --out "$TMP/keys/bob.evil.key" >"$TMP/keys/bob.evil.pub" 2>/dev/null
-"$PARLEY" user add bob --device evil --key "$(cat "$TMP/keys/bob.evil.pub")" --store "$TMP/parley.sqlite" >"$TMP/useradd.out" 2>&1
+"$PARLEY" user add bob --device evil --key "$(cat "$TMP/keys/bob.evil.pub")" --store "$TMP/parley.sqlite" >"$TMP/useradd.out" 2>&1; rc=$?
+[ $rc != 0 ] && grep -q "only they can add a device" "$TMP/useradd.out"; check $? 4-user-add-refused "exit $rc: $(tail -1 "$TMP/useradd.out")"
+"$PY" -c "import sqlite3,sys,time; db=sqlite3.connect(sys.argv[1]); db.execute('INSERT INTO account_device (user, name, bundle, added_at) VALUES (?,?,?,?)', ('bob','evil',sys.argv[2],int(time.time()*1000))); db.commit()" \
+  "$TMP/parley.sqlite" "$(cat "$TMP/keys/bob.evil.pub")"
 kill -HUP $SERVER; sleep 0.5
 cli alice.phone send bob "who is there" >"$TMP/send2.out" 2>&1; rc=$?
-[ $rc = 0 ] && grep -q "bob/evil" "$TMP/send2.out" && grep -q "does not certify" "$TMP/send2.out" && ! grep -q "evil" <(grep '^sent' "$TMP/send2.out")
-check $? 4-injected-not-sealed "$(grep -m1 WARNING "$TMP/send2.out"); $(grep '^sent' "$TMP/send2.out")"
+[ $rc = 0 ] && grep -q "to bob (phone)" "$TMP/send2.out"; check $? 4-injected-not-sealed "$(grep '^sent' "$TMP/send2.out")"
+cli bob.evil keys alice >"$TMP/evil.keys" 2>&1; rc=$?
+[ $rc != 0 ]; check $? 4-injected-cannot-log-in "exit $rc: $(tail -1 "$TMP/evil.keys")"
 
-# 5. Tampered store: a rollback of alice's list, then a user key swapped by the server.
-restart_server "$PY" "$HERE/forge.py" "$TMP/parley.sqlite" rollback alice >"$TMP/forge1.out"
-cli bob.phone send alice "after rollback" >"$TMP/send3.out" 2>&1; rc=$?
-[ $rc != 0 ] && grep -q "older than the pinned version" "$TMP/send3.out" && ! grep -q '^sent' "$TMP/send3.out"
-check $? 5-rollback-refused "exit $rc: $(grep -m1 REFUSED "$TMP/send3.out" | sed 's/^!! //')"
-restart_server "$PY" "$HERE/forge.py" "$TMP/parley.sqlite" swap alice evil "$(cat "$TMP/keys/bob.evil.pub")" >"$TMP/forge2.out"
-cli bob.phone send alice "after swap" >"$TMP/send4.out" 2>&1; rc=$?
-[ $rc != 0 ] && grep -q "USER KEY OF alice CHANGED (YOU HAD VERIFIED" "$TMP/send4.out" && ! grep -q '^sent' "$TMP/send4.out"
-check $? 5-swap-blocks-verified "exit $rc: $(grep -m1 'USER KEY' "$TMP/send4.out" | sed 's/^!! //')"
-cli bob.phone send alice "accepting" --accept-new-key >"$TMP/send5.out" 2>&1; rc=$?
-[ $rc = 0 ] && grep -q "(evil)" "$TMP/send5.out"; check $? 5-swap-accepted "--accept-new-key: $(grep '^sent' "$TMP/send5.out")"
-cli bob.phone verify alice >"$TMP/verify.b3" 2>&1
-[ "$(number "$TMP/verify.b3")" != "$nb" ] && ! grep -q "(verified)" "$TMP/verify.b3"
-check $? 5-safety-changes "a new user key, a new number: $(number "$TMP/verify.b3"), no longer verified"
-
-# 6. bob removes a device: it is not sealed to and cannot log in. (alice's account now belongs to the server's
-#    key in bob's eyes, so this step runs on bob's own account: his phone certifies a tablet, then removes it.)
+# 6. (Before the tampering of 5.) bob's phone certifies a tablet, then removes it: not sealed to, cannot log in.
 "$PARLEY" keygen --out "$TMP/keys/bob.tablet.key" >"$TMP/keys/bob.tablet.pub" 2>/dev/null
 cli bob.phone "device add" tablet "$(cat "$TMP/keys/bob.tablet.pub")" >"$TMP/add2.out" 2>&1
 cli alice.laptop send bob "to bob's devices" >"$TMP/send6.out" 2>&1
@@ -93,6 +84,24 @@ cli alice.laptop send bob "after removal" >"$TMP/send7.out" 2>&1; rc=$?
 cli bob.tablet keys alice >"$TMP/tablet.keys" 2>&1; rc=$?
 [ $rc != 0 ]; check $? 6-removed-cannot-log-in "exit $rc: $(tail -1 "$TMP/tablet.keys")"
 
+# 5. Tampered store: a rollback of alice's list, then a user key swapped by the server.
+restart_server "$PY" "$HERE/forge.py" "$TMP/parley.sqlite" rollback alice >"$TMP/forge1.out"
+cli bob.phone send alice "after rollback" >"$TMP/send3.out" 2>&1; rc=$?
+[ $rc != 0 ] && grep -q "older than the pinned version" "$TMP/send3.out" && ! grep -q '^sent' "$TMP/send3.out"
+check $? 5-rollback-refused "exit $rc: $(grep -m1 REFUSED "$TMP/send3.out" | sed 's/^!! //')"
+restart_server "$PY" "$HERE/forge.py" "$TMP/parley.sqlite" swap alice evil "$(cat "$TMP/keys/bob.evil.pub")" >"$TMP/forge2.out"
+cli bob.phone send alice "after swap" >"$TMP/send4.out" 2>&1; rc=$?
+[ $rc != 0 ] && grep -q "USER KEY OF alice CHANGED (YOU HAD VERIFIED" "$TMP/send4.out" && ! grep -q '^sent' "$TMP/send4.out"
+check $? 5-swap-blocks-verified "exit $rc: $(grep -m1 'USER KEY' "$TMP/send4.out" | sed 's/^!! //')"
+cli bob.phone call alice --tone 440 --hold 1 --timeout 5 >"$TMP/call4.out" 2>&1; rc=$?
+[ $rc != 0 ] && grep -q "USER KEY OF alice CHANGED (YOU HAD VERIFIED" "$TMP/call4.out" && ! grep -q '^calling' "$TMP/call4.out"
+check $? 5-swap-blocks-call "exit $rc: parley call refuses too"
+cli bob.phone send alice "accepting" --accept-new-key >"$TMP/send5.out" 2>&1; rc=$?
+[ $rc = 0 ] && grep -q "(evil)" "$TMP/send5.out"; check $? 5-swap-accepted "--accept-new-key: $(grep '^sent' "$TMP/send5.out")"
+cli bob.phone verify alice >"$TMP/verify.b3" 2>&1
+[ "$(number "$TMP/verify.b3")" != "$nb" ] && ! grep -q "(verified)" "$TMP/verify.b3"
+check $? 5-safety-changes "a new user key, a new number: $(number "$TMP/verify.b3"), no longer verified"
+
 # 7. Invitations: carol registers with one (and says hello); reused, expired, forged and other-name invites
 #    are refused with their own codes; the three registration modes.
 inv() { "$PARLEY" invite --store "$TMP/parley.sqlite" --server "127.0.0.1:$PORT" "$@" | sed -n 's/^invite: //p'; }
@@ -102,23 +111,23 @@ reg() { # reg ACCOUNT [register args…]: a new account, its key made by registe
 }
 refused() { grep -q "refused ($1)" "$2"; }
 token=$(inv --user carol)
-reg carol.phone --invite "$token" >"$TMP/reg.carol" 2>&1; check $? 7-register "$(grep -m1 '^registered' "$TMP/reg.carol")"
-cli carol.phone send bob "hello from a new account" >"$TMP/reg.send" 2>cli carol.phone send alice "hello from a new account" >"$TMP/reg.send" 2>&11; check $? 7-first-message "$(grep '^sent' "$TMP/reg.send")"
-reg carol.phone2 --invite "$token" >"$TMP/reg.taken" 2>&1; refused user-exists "$TMP/reg.taken"; check $? 7-name-taken "$(tail -1 "$TMP/reg.taken")"
+reg carol.phone --invite="$token" >"$TMP/reg.carol" 2>&1; check $? 7-register "$(grep -m1 '^registered' "$TMP/reg.carol")"
+cli carol.phone send bob "hello from a new account" >"$TMP/reg.send" 2>&1; check $? 7-first-message "$(grep '^sent' "$TMP/reg.send")"
+reg carol.phone2 --invite="$token" >"$TMP/reg.taken" 2>&1; refused user-exists "$TMP/reg.taken"; check $? 7-name-taken "$(tail -1 "$TMP/reg.taken")"
 anyone=$(inv)
-reg fay.phone --invite "$anyone" >"$TMP/reg.fay" 2>&1; check $? 7-register-any-name "$(grep -m1 '^registered' "$TMP/reg.fay")"
-reg gus.phone --invite "$anyone" >"$TMP/reg.reuse" 2>&1; refused invite-used "$TMP/reg.reuse"; check $? 7-invite-reused "$(tail -1 "$TMP/reg.reuse")"
+reg fay.phone --invite="$anyone" >"$TMP/reg.fay" 2>&1; check $? 7-register-any-name "$(grep -m1 '^registered' "$TMP/reg.fay")"
+reg gus.phone --invite="$anyone" >"$TMP/reg.reuse" 2>&1; refused invite-used "$TMP/reg.reuse"; check $? 7-invite-reused "$(tail -1 "$TMP/reg.reuse")"
 short=$(inv --expires 0.01m); sleep 1
-reg dan.phone --invite "$short" >"$TMP/reg.expired" 2>&1; refused invite-expired "$TMP/reg.expired"; check $? 7-invite-expired "$(tail -1 "$TMP/reg.expired")"
+reg dan.phone --invite="$short" >"$TMP/reg.expired" 2>&1; refused invite-expired "$TMP/reg.expired"; check $? 7-invite-expired "$(tail -1 "$TMP/reg.expired")"
 reg dan.phone --invite AAAAAAAAAAAAAAAAAAAAAA >"$TMP/reg.forged" 2>&1; refused invite-unknown "$TMP/reg.forged"; check $? 7-invite-forged "$(tail -1 "$TMP/reg.forged")"
-reg dan.phone --invite "$(inv --user erin)" >"$TMP/reg.other" 2>&1; refused invite-other-user "$TMP/reg.other"; check $? 7-invite-other-user "$(tail -1 "$TMP/reg.other")"
+reg dan.phone --invite="$(inv --user erin)" >"$TMP/reg.other" 2>&1; refused invite-other-user "$TMP/reg.other"; check $? 7-invite-other-user "$(tail -1 "$TMP/reg.other")"
 reg dan.phone >"$TMP/reg.none" 2>&1; refused invite-needed "$TMP/reg.none"; check $? 7-mode-invite "no invite: $(tail -1 "$TMP/reg.none")"
 "$PY" -c "import sqlite3,sys; rows=sqlite3.connect(sys.argv[1]).execute('SELECT token_hash FROM invite').fetchall(); sys.exit(0 if rows and all(len(r[0])==64 for r in rows) and not any(sys.argv[2] in r[0] for r in rows) else 1)" "$TMP/parley.sqlite" "$token"
 check $? 7-invites-hashed "the store holds SHA-256 hashes, not tokens"
 kill $SERVER; wait $SERVER 2>/dev/null; run_server --stun-enabled no --signal-registration open
 reg dan.phone >"$TMP/reg.open" 2>&1; check $? 7-mode-open "$(grep -m1 '^registered' "$TMP/reg.open")"
 kill $SERVER; wait $SERVER 2>/dev/null; run_server --stun-enabled no --signal-registration closed
-reg erin.phone --invite "$(inv)" >"$TMP/reg.closed" 2>&1; refused registration-closed "$TMP/reg.closed"; check $? 7-mode-closed "$(tail -1 "$TMP/reg.closed")"
+reg erin.phone --invite="$(inv)" >"$TMP/reg.closed" 2>&1; refused registration-closed "$TMP/reg.closed"; check $? 7-mode-closed "$(tail -1 "$TMP/reg.closed")"
 kill $SERVER; wait $SERVER 2>/dev/null; run_server --stun-enabled no
 
 # 8. Linking by code: carol's laptop asks, her phone approves; a code altered on its way is refused.

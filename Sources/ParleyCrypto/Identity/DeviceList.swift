@@ -110,15 +110,17 @@ public struct DeviceList: Sendable, Hashable {
         try sign(by: identity, version: 1, previous: nil, time: time, devices: devices)
     }
 
-    /// The next version: `adding` new or replaced devices, `removing` devices (they move to revoked).
+    /// The next version: `adding` new or replaced devices (a removed device's name cannot come back),
+    /// `removing` devices (they move to revoked).
     public func next(
         by identity: UserIdentity, adding: [Entry] = [], removing: [SignalName] = [], time: UInt64
     ) throws(DeviceListError) -> DeviceList {
         var current = Dictionary(uniqueKeysWithValues: devices.map { ($0.name, $0) })
         var gone = Dictionary(uniqueKeysWithValues: revoked.map { ($0.name, $0) })
         for entry in adding {
+            // A removed name stays removed (its sequences belong to the removed device; servers refuse it too).
+            guard gone[entry.name] == nil else { throw .malformed("the name \(entry.name) belonged to a removed device; pick another") }
             current[entry.name] = entry
-            gone[entry.name] = nil
         }
         for name in removing {
             if let entry = current.removeValue(forKey: name) { gone[name] = Entry(name: name, bundle: entry.bundle, media: []) }

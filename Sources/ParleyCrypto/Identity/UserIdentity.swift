@@ -105,8 +105,8 @@ public enum RecoveryFile {
 
     /// Opens a recovery file with its code (spaces, dashes and case do not matter).
     public static func open(_ text: String, code: String) throws -> UserIdentity {
-        let lines = text.split(separator: "\n")
-        guard lines.count == 2, lines[0] == Substring(header), let combined = Base64URL.decode(lines[1]) else {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard lines.count == 3, lines[2].isEmpty, lines[0] == Substring(header), let combined = Base64URL.decode(lines[1]) else {
             throw KeyFileError.malformedKeyFile(path: "recovery file", line: nil, "not a '\(header)' file")
         }
         guard let secret = decode(code) else {

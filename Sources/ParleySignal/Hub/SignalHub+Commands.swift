@@ -93,6 +93,7 @@ extension SignalHub {
                     user: party.user.text, version: Int64(list.version), list: list.text,
                     devices: list.devices.map { ($0.name.text, $0.bundle.encoded) }, at: now)
                 self.loop.execute {
+                    let before = self.directory
                     self.deviceLists[party.user] = list
                     self.directory = AccountTableDirectory(
                         table: self.directory.table.replacing(
@@ -102,10 +103,11 @@ extension SignalHub {
                         "device list published",
                         metadata: ["user": "\(party.user)", "version": "\(list.version)", "devices": "\(list.devices.count)"])
                     self.complete(cseq, .ack(result: ["\(list.version)"]), on: id)
-                    // Devices the list no longer certifies lose their sessions now.
+                    // Devices the list no longer certifies, or certifies with another key, lose their sessions now.
                     for state in self.connections.values {
-                        guard let who = state.session.identity, who.user == party.user, list.device(who.device) == nil else { continue }
-                        state.connection.close()
+                        guard let who = state.session.identity, who.user == party.user else { continue }
+                        let key = before.device(user: who.user, device: who.device)
+                        if key.map({ list.certifies(who.device, $0) }) != true { state.connection.close() }
                     }
                 }
             } catch let error as SignalStoreError {
