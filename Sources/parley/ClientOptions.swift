@@ -82,7 +82,9 @@ struct ClientOptions: ParsableArguments {
         if insecure { .insecure } else if let caFile { .trusting(pemFile: caFile) } else if tls { .system } else { nil }
     }
 
-    func logIn(quiet: Bool = false) async throws -> (ParleyClient, Welcome) {
+    /// Connects and logs in; then, once per device, upgrades an account made before user keys (see
+    /// ``upgradeIfAlone(_:_:identity:)``) unless `upgrade` is false.
+    func logIn(quiet: Bool = false, upgrade: Bool = true) async throws -> (ParleyClient, Welcome) {
         let identity = try self.identity()
         var logger = Logger(label: "parley.client") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = verbose ? .debug : .warning
@@ -98,11 +100,47 @@ struct ClientOptions: ParsableArguments {
         do {
             _ = try await client.connect(host: host, port: port, tls: tlsSettings)
             let welcome = try await client.login(identity: identity, user: account, device: SignalName(device)!)
+            if upgrade { await upgradeIfAlone(client, welcome, identity: identity) }
             return (client, welcome)
         } catch {
             await client.close()
             if quiet { throw error }
             throw ClientCLI.failure("\(error)")
+        }
+    }
+}
+
+extension ClientOptions {
+    /// The upgrade of an account made before user keys (docs/OPERATIONS.md "Identity"): at the first login
+    /// with this client, a device that is its account's only device makes the user key (KEY.user and its
+    /// recovery file, the code printed once on stderr) and publishes the first device list, certifying
+    /// itself. An account with several devices is left as it is, with a note: which devices are really its
+    /// own only the person can say (`parley identity init` on one, then link the others). Checked once per
+    /// device: afterwards the trust store holds the account's own list. Failures leave the account as it was.
+    func upgradeIfAlone(_ client: ParleyClient, _ welcome: Welcome, identity: DeviceIdentity) async {
+        guard await client.trustedList(of: welcome.user) == nil, !FileManager.default.fileExists(atPath: files.userKey),
+            let own = try? await client.lookUp(welcome.user), own.list == nil
+        else { return }
+        guard own.devices.count == 1, own.devices[welcome.device] == identity.publicBundle else {
+            ClientCLI.warn(
+                "note: \(welcome.user) has \(own.devices.count) devices and no user key yet: run `parley identity init` "
+                    + "on one of them and link the others, so the server can no longer add devices to the account")
+            return
+        }
+        let user = UserIdentity.generate(user: welcome.user)
+        do {
+            let list = try DeviceList.first(
+                by: user, devices: [.init(name: welcome.device, bundle: identity.publicBundle)], time: IdentityInit.now)
+            let (recovery, code) = try RecoveryFile.seal(user)
+            _ = try await client.publish(list)
+            try UserKeyFile.write(user, to: files.userKey)
+            try? KeyFileWriter.write(recovery, to: files.userKeyRecovery)
+            _ = try? await client.lookUp(welcome.user)
+            ClientCLI.warn(
+                "note: upgraded \(welcome.user) to a user key (\(user.fingerprint)), kept in \(files.userKey); "
+                    + "recovery file \(files.userKeyRecovery), recovery code (shown once): \(code)")
+        } catch {
+            ClientCLI.warn("note: could not upgrade \(welcome.user) to a user key now: \(error)")
         }
     }
 }

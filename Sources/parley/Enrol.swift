@@ -101,7 +101,7 @@ struct Register: AsyncParsableCommand {
         try KeyFileWriter.write(recovery, to: files.userKeyRecovery)
         var login = options
         login.user = name
-        let (client, _) = try await login.logIn()
+        let (client, _) = try await login.logIn(upgrade: false)
         try await ClientCLI.run(client) { _ = try await client.lookUp(user) }
         print("registered \(user) with device \(options.device) (device list version \(list.version))")
         print("user key: \(key.fingerprint)")
@@ -148,7 +148,7 @@ struct LinkRequest: AsyncParsableCommand {
         print("waiting for approval…")
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let (client, welcome) = try? await options.logIn(quiet: true) {
+            if let (client, welcome) = try? await options.logIn(quiet: true, upgrade: false) {
                 try await ClientCLI.run(client) { _ = try await client.lookUp(welcome.user) }
                 print("linked: logged in as \(welcome.user)/\(welcome.device)")
                 return

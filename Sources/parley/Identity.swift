@@ -32,7 +32,7 @@ struct IdentityInit: AsyncParsableCommand {
             throw ClientCLI.failure("\(files.userKey) exists: this device already holds the user key")
         }
         let identity = try options.identity()
-        let (client, welcome) = try await options.logIn()
+        let (client, welcome) = try await options.logIn(upgrade: false)
         try await ClientCLI.run(client) {
             if let existing = try? await client.lookUp(welcome.user), existing.list != nil {
                 throw ClientCLI.failure(

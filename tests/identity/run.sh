@@ -4,7 +4,8 @@
 #
 #   tests/identity/run.sh        (PARLEY=/path/to/parley to pick the binary; else it is built)
 #
-# 1. alice and bob each make a user key (`parley identity init`, the upgrade of an existing account).
+# 1. alice and bob each make a user key (`parley identity init`); hal, an account with one device made
+#    before user keys, upgrades by itself at its first login.
 # 2. Safety numbers: equal on both sides; unchanged after alice adds a device.
 # 3. alice certifies a second device (`parley device add`); it can log in (the server follows the list), and
 #    bob's client seals to both devices with no prompt.
@@ -23,7 +24,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SUITE=identity
 source "$HERE/../call/common.sh"
 enter_private_net "$0" "$@"
-start_server alice.phone bob.phone -- --stun-enabled no
+start_server alice.phone bob.phone hal.phone -- --stun-enabled no
 
 cli() { # cli ACCOUNT SUBCOMMAND ARGS…
   local acct=$1; shift
@@ -42,6 +43,14 @@ done
 [ "$(stat -c %a "$TMP/keys/bob.phone.key.user")" = 600 ] && grep -q "^recovery code" "$TMP/init.alice.phone"
 check $? 1-user-key-file "KEY.user mode $(stat -c %a "$TMP/keys/bob.phone.key.user"), recovery code printed once"
 cli alice.phone "identity init" >"$TMP/init.again" 2>&1; [ $? != 0 ]; check $? 1-init-once "a second init refused: $(tail -1 "$TMP/init.again")"
+
+# An account made before user keys, with one device, upgrades at its first login with this client.
+cli hal.phone keys alice >"$TMP/hal1.out" 2>&1; rc=$?
+[ $rc = 0 ] && grep -q "note: upgraded hal to a user key" "$TMP/hal1.out" && [ "$(stat -c %a "$TMP/keys/hal.phone.key.user" 2>/dev/null)" = 600 ]
+check $? 1-upgrade-at-first-login "$(grep -m1 'upgraded' "$TMP/hal1.out" | cut -c1-80)"
+cli hal.phone keys hal >"$TMP/hal2.out" 2>&1
+! grep -q "upgraded" "$TMP/hal2.out" && grep -q "certified by their user key, list version 1" "$TMP/hal2.out"
+check $? 1-upgrade-once "$(grep -m1 'devices of' "$TMP/hal2.out")"
 
 # 2. Safety numbers.
 cli alice.phone verify bob >"$TMP/verify.a" 2>&1; cli bob.phone verify alice --mark >"$TMP/verify.b" 2>&1
