@@ -8,7 +8,7 @@ import ParleyWire
 struct Identity: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "This user's identity key and device list.",
-        subcommands: [IdentityInit.self, IdentityShow.self])
+        subcommands: [IdentityInit.self, IdentityShow.self, IdentityRecover.self])
 }
 
 /// `parley identity init`: the first device of an account (or an account made before user keys) makes the
@@ -55,6 +55,40 @@ struct IdentityInit: AsyncParsableCommand {
     }
 
     static var now: UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+}
+
+/// `parley identity recover FILE`: puts the user key back on this device from its recovery file.
+struct IdentityRecover: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recover",
+        abstract: "Restore the user key on this device from a recovery file (the code is read from stdin).",
+        discussion: "The code is never taken on the command line (other users could read it in the process list).")
+
+    @Argument(help: "The recovery file (KEY.user.recovery of the device that made the key).")
+    var file: String
+
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        let files = options.files
+        guard !FileManager.default.fileExists(atPath: files.userKey) else { throw ClientCLI.failure("\(files.userKey) exists") }
+        guard let text = try? String(contentsOfFile: ClientFiles.absolute(file), encoding: .utf8) else {
+            throw ClientCLI.failure("cannot read \(file)")
+        }
+        FileHandle.standardError.write(Data("recovery code: ".utf8))
+        let code = readLine() ?? ""
+        let user: UserIdentity
+        do {
+            user = try RecoveryFile.open(text, code: code)
+        } catch {
+            throw ClientCLI.failure("\(error)")
+        }
+        if let account = options.account, account != user.user {
+            throw ClientCLI.failure("the recovery file holds the key of \(user.user), not \(account)")
+        }
+        try UserKeyFile.write(user, to: files.userKey)
+        print("restored the user key of \(user.user) (\(user.fingerprint)) to \(files.userKey)")
+    }
 }
 
 /// `parley identity show`: the user key's fingerprint and the devices it certifies.

@@ -73,6 +73,28 @@ final class HostileServerListTests: XCTestCase {
         XCTAssertEqual(rejected.device, sname("evil"))
     }
 
+    /// alice calls bob; the server rings an injected device too and relays its (validly signed) answer: alice
+    /// rejects it as uncertified, so the injected device never takes the call; bob's real answer is taken.
+    func testAnAnswerFromAnInjectedDeviceIsRejected() async throws {
+        _ = try await client.lookUp(bobPhone.user)
+        let evil = DeviceIdentity.generate()
+        await server.addAccount(bobPhone.user, sname("evil"), evil.publicBundle)
+        var events = client.events.makeAsyncIterator()
+        let call = try await client.call(bobPhone.user, offer: Array("offer".utf8))
+        let forged = try SignedBlob.sign(Array("answer".utf8), kind: .answer, call: call, callee: bobPhone.user, by: evil)
+        await server.push(.answer(call: call, device: sname("evil"), answer: SignalBlob(bytes: forged.bytes)),
+                          to: .init(user: alice.user, device: alice.device))
+        let first = try await nextEvent(&events)
+        guard case .rejected(let rejected) = first.kind else { return XCTFail("\(first)") }
+        XCTAssertEqual(rejected.reason, .uncertified)
+        let real = try SignedBlob.sign(Array("answer".utf8), kind: .answer, call: call, callee: bobPhone.user, by: bobPhone.identity)
+        await server.push(.answer(call: call, device: bobPhone.device, answer: SignalBlob(bytes: real.bytes)),
+                          to: .init(user: alice.user, device: alice.device))
+        let second = try await nextEvent(&events)
+        guard case .answer(call, let by, _) = second.kind else { return XCTFail("\(second)") }
+        XCTAssertEqual(by.device, bobPhone.device)
+    }
+
     func testARolledBackListIsRefused() async throws {
         _ = try await client.lookUp(bobPhone.user)
         await server.present(lists[0], for: bobPhone.user)

@@ -44,6 +44,17 @@ done
 check $? 1-user-key-file "KEY.user mode $(stat -c %a "$TMP/keys/bob.phone.key.user"), recovery code printed once"
 cli alice.phone "identity init" >"$TMP/init.again" 2>&1; [ $? != 0 ]; check $? 1-init-once "a second init refused: $(tail -1 "$TMP/init.again")"
 
+# The user key comes back from its recovery file and the code printed once (read from stdin).
+code=$(sed -n 's/^recovery code (shown once; keep it apart from the file): //p' "$TMP/init.alice.phone")
+mv "$TMP/keys/alice.phone.key.user" "$TMP/alice.user.lost"
+echo "$code" | cli alice.phone "identity recover" "$TMP/keys/alice.phone.key.user.recovery" >"$TMP/recover.out" 2>&1
+cmp -s "$TMP/keys/alice.phone.key.user" "$TMP/alice.user.lost" && [ "$(stat -c %a "$TMP/keys/alice.phone.key.user")" = 600 ]
+check $? 1-recover "$(tail -1 "$TMP/recover.out")"
+mv "$TMP/keys/alice.phone.key.user" "$TMP/alice.user.again"
+echo "AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA" | cli alice.phone "identity recover" "$TMP/keys/alice.phone.key.user.recovery" >"$TMP/recover.bad" 2>&1
+rc=$?; mv "$TMP/alice.user.again" "$TMP/keys/alice.phone.key.user"
+[ $rc != 0 ] && grep -q "does not open" "$TMP/recover.bad"; check $? 1-recover-wrong-code "exit $rc: $(tail -1 "$TMP/recover.bad")"
+
 # An account made before user keys, with one device, upgrades at its first login with this client.
 cli hal.phone keys alice >"$TMP/hal1.out" 2>&1; rc=$?
 [ $rc = 0 ] && grep -q "note: upgraded hal to a user key" "$TMP/hal1.out" && [ "$(stat -c %a "$TMP/keys/hal.phone.key.user" 2>/dev/null)" = 600 ]
