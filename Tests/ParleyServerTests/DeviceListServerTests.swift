@@ -22,21 +22,7 @@ final class DeviceListServerTests: XCTestCase {
 
     /// A server on loopback with alice/phone and bob's phone and laptop in its accounts file.
     func startServer() async throws -> ParleyServerInstance {
-        try """
-            alice.phone = \(alice.publicBundle.encoded)
-            bob.laptop = \(bobLaptop.publicBundle.encoded)
-            bob.phone = \(bobPhone.publicBundle.encoded)
-            """.write(toFile: dir + "/accounts.conf", atomically: true, encoding: .utf8)
-        var c = ServerConfiguration()
-        c.stunEnabled = false
-        c.httpListen = "127.0.0.1"
-        c.httpPort = 0
-        c.threads = 2
-        c.signalListen = ["127.0.0.1"]
-        c.signalPort = 0
-        c.storePath = dir + "/parley.sqlite"
-        c.signalAccountsFile = dir + "/accounts.conf"
-        return try await ParleyServerInstance.start(c)
+        try await TestServer.start(in: dir, accounts: [("alice.phone", alice), ("bob.laptop", bobLaptop), ("bob.phone", bobPhone)])
     }
 
     func n(_ s: String) -> SignalName { SignalName(s)! }

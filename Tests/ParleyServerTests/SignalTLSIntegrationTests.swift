@@ -39,26 +39,12 @@ final class SignalTLSIntegrationTests: XCTestCase {
     }
 
     func startServer(_ mutate: (inout ServerConfiguration) -> Void = { _ in }) async throws -> ParleyServerInstance {
-        let accounts = """
-            alice.phone = \(alice.publicBundle.encoded)
-            bob.laptop = \(bobLaptop.publicBundle.encoded)
-            bob.phone = \(bobPhone.publicBundle.encoded)
-            """
-        try accounts.write(toFile: dir + "/accounts.conf", atomically: true, encoding: .utf8)
-        var c = ServerConfiguration()
-        c.stunEnabled = false
-        c.httpListen = "127.0.0.1"
-        c.httpPort = 0
-        c.threads = 2
-        c.signalListen = ["127.0.0.1"]
-        c.signalPort = 0
-        c.signalTLSPort = 0
-        c.signalTLSCertificate = dir + "/cert.pem"
-        c.signalTLSPrivateKey = dir + "/key.pem"
-        c.storePath = dir + "/parley.sqlite"
-        c.signalAccountsFile = dir + "/accounts.conf"
-        mutate(&c)
-        return try await ParleyServerInstance.start(c)
+        try await TestServer.start(in: dir, accounts: [("alice.phone", alice), ("bob.laptop", bobLaptop), ("bob.phone", bobPhone)]) { c in
+            c.signalTLSPort = 0
+            c.signalTLSCertificate = dir + "/cert.pem"
+            c.signalTLSPrivateKey = dir + "/key.pem"
+            mutate(&c)
+        }
     }
 
     /// Full verification: the generated certificate is the only trust root, and the name is checked.
