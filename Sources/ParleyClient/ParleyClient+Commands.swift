@@ -256,7 +256,11 @@ extension ParleyClient {
         var copies: [SignalCommand.SealedCopy] = []
         for (device, bundle) in lookup.devices.sorted(by: { $0.key < $1.key }) {
             let context = Self.messageContext(id: id, from: me.user, device: me.device, to: user, device: device)
-            let sealed = try SealedMessage.seal(plaintext, to: bundle, from: me.identity, context: context)
+            // A device that does not speak Parley's own media is a browser (docs/PROTOCOL.md §3.6.1): it has
+            // WebCrypto, which has AES-256-GCM but no ChaCha20-Poly1305.
+            let media = lookup.list?.device(device)?.media ?? ["parley"]
+            let suite: SealedMessage.Suite = media.contains("parley") ? .chacha20Poly1305 : .aes256GCM
+            let sealed = try SealedMessage.seal(plaintext, to: bundle, from: me.identity, context: context, suite: suite)
             copies.append(.init(device: device, ciphertext: SignalBlob(bytes: sealed.bytes)))
         }
         _ = try await acknowledged(.message(id: id, to: user, sealed: copies))

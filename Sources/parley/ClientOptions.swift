@@ -118,7 +118,8 @@ extension ClientOptions {
     /// own only the person can say (`parley identity init` on one, then link the others). Checked once per
     /// device: afterwards the trust store holds the account's own list. Failures leave the account as it was.
     func upgradeIfAlone(_ client: ParleyClient, _ welcome: Welcome, identity: DeviceIdentity) async {
-        guard await client.trustedList(of: welcome.user) == nil, !FileManager.default.fileExists(atPath: files.userKey),
+        if FileManager.default.fileExists(atPath: files.userKey) { return await restoreIfLost(client, welcome) }
+        guard await client.trustedList(of: welcome.user) == nil,
             let own = try? await client.lookUp(welcome.user), own.list == nil
         else { return }
         guard own.devices.count == 1, own.devices[welcome.device] == identity.publicBundle else {
@@ -141,6 +142,29 @@ extension ClientOptions {
                     + "recovery file \(files.userKeyRecovery), recovery code (shown once): \(code)")
         } catch {
             ClientCLI.warn("note: could not upgrade \(welcome.user) to a user key now: \(error)")
+        }
+    }
+}
+
+extension ClientOptions {
+    /// On the device holding the user key: a server that has no device list for us (its store was lost or
+    /// replaced) gets the list we pinned published again, so contacts who pinned it do not see a withheld
+    /// list. (They would refuse a server that withholds it; only the key's holder can put it back.)
+    func restoreIfLost(_ client: ParleyClient, _ welcome: Welcome) async {
+        guard let mine = await client.trustedList(of: welcome.user), let key = try? UserKeyFile.read(from: files.userKey),
+            key.publicKey == mine.userKey
+        else { return }
+        do {
+            _ = try await client.lookUp(welcome.user)
+        } catch ListRefusal.withheld {
+            do {
+                _ = try await client.publish(mine)
+                ClientCLI.warn("note: the server had no device list for \(welcome.user); published version \(mine.version) again")
+            } catch {
+                ClientCLI.warn("note: the server has no device list for \(welcome.user) and refused it again: \(error)")
+            }
+        } catch {
+            return
         }
     }
 }

@@ -114,7 +114,9 @@ final class SealedMessageTests: XCTestCase {
 
     func testUnknownVersionFails() throws {
         var bytes = try sealed()
-        bytes[0] = 2
+        bytes[0] = 3  // 1 and 2 are the two suites; relabelling between them: SealedMessageAESTests
+        assertFails(bytes, with: .unsupportedVersion)
+        bytes[0] = 0
         assertFails(bytes, with: .unsupportedVersion)
     }
 
@@ -141,5 +143,56 @@ final class SealedMessageTests: XCTestCase {
         } catch {
             XCTAssertFalse("\(error)".contains("launch"))
         }
+    }
+}
+
+/// Version 2 of the sealed format: AES-256-GCM (what a browser's WebCrypto has), read and written by
+/// native clients too (docs/PROTOCOL.md §3.6.1).
+final class SealedMessageAESTests: XCTestCase {
+    let alice = DeviceIdentity.generate()
+    let bob = DeviceIdentity.generate()
+    let context = Data("parley-msg-v1|id|alice|phone|bob|web".utf8)
+
+    func testAESRoundTripAndLayout() throws {
+        let message = try SealedMessage.seal(Data("hello browser".utf8), to: bob.publicBundle, from: alice, context: context, suite: .aes256GCM)
+        let bytes = message.bytes
+        XCTAssertEqual(bytes.first, 2)
+        XCTAssertEqual(bytes.count, 13 + SealedMessage.overhead)
+        let parsed = try SealedMessage(bytes: bytes)
+        XCTAssertEqual(parsed.suite, .aes256GCM)
+        XCTAssertEqual(try parsed.open(as: bob, from: alice.publicBundle, context: context), Data("hello browser".utf8))
+    }
+
+    /// The version byte is bound into the signature, the key and the AAD: a message relabelled to the other
+    /// suite is refused, either way.
+    func testRelabellingTheSuiteIsRefused() throws {
+        for suite in SealedMessage.Suite.allCases {
+            var bytes = try SealedMessage.seal(Data("x".utf8), to: bob.publicBundle, from: alice, context: context, suite: suite).bytes
+            bytes[bytes.startIndex] = suite == .aes256GCM ? 1 : 2
+            XCTAssertThrowsError(try SealedMessage(bytes: bytes).open(as: bob, from: alice.publicBundle, context: context)) { error in
+                XCTAssertEqual((error as? SealedMessageError)?.code, .badSignature)
+            }
+        }
+        var unknown = try SealedMessage.seal(Data("x".utf8), to: bob.publicBundle, from: alice).bytes
+        unknown[unknown.startIndex] = 3
+        XCTAssertThrowsError(try SealedMessage(bytes: unknown)) { error in
+            XCTAssertEqual((error as? SealedMessageError)?.code, .unsupportedVersion)
+        }
+    }
+
+    /// The AES-GCM key and nonce are the documented HKDF output, checked by opening with the raw primitives.
+    func testTheDocumentedDerivationOpensIt() throws {
+        let message = try SealedMessage.seal(Data("spec".utf8), to: bob.publicBundle, from: alice, context: context, suite: .aes256GCM)
+        let shared = try bob.agreementKey.sharedSecretFromKeyAgreement(
+            with: Curve25519.KeyAgreement.PublicKey(rawRepresentation: message.ephemeralKey))
+        let header = Data([2]) + message.ephemeralKey + bob.publicBundle.agreementKey
+        let n = UInt32(context.count)
+        let info = Data("parley-seal-v1".utf8) + header + alice.publicBundle.signingKey
+            + Data([UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)]) + context
+        let okm = shared.hkdfDerivedSymmetricKey(using: SHA256.self, salt: Data("parley-seal-v1".utf8), sharedInfo: info, outputByteCount: 44)
+        let raw = okm.withUnsafeBytes { Data($0) }
+        let box = try AES.GCM.SealedBox(
+            nonce: AES.GCM.Nonce(data: raw.suffix(12)), ciphertext: message.ciphertext.dropLast(16), tag: message.ciphertext.suffix(16))
+        XCTAssertEqual(try AES.GCM.open(box, using: SymmetricKey(data: raw.prefix(32)), authenticating: header), Data("spec".utf8))
     }
 }

@@ -14,7 +14,7 @@
 #    stats say nothing is heard and its recording keeps real time until it hangs up (length = wall time).
 # 5. One silent side (no source), between accounts whose keys are given as relative paths from two
 #    directories (and a third with `~`): the sender's stats say "silent", the silent side hears the tone
-#    with no concealment and MOS >= 4.0; each account's contacts (KEY.contacts) and the NAT cache sit
+#    with no concealment and MOS >= 4.0; each account's trust (KEY.trust, KEY.contacts) and the NAT cache sit
 #    beside its key, and nothing new appears at the filesystem root.
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SUITE=ending
@@ -138,11 +138,13 @@ finish $CAROL 10; rc=$?; check $rc 5-callee-exit "carol exited $rc ($TMP/A/carol
 count "$PY" "$HERE/check_ending.py" silent 5 "$TMP/B/dave.jsonl" "$TMP/A/carol.jsonl"
 HOME="$TMP/home" "$PARLEY" keys dave --server "127.0.0.1:$PORT" --key "~/erin.key" --user erin >"$TMP/erin.out" 2>&1
 check $? 5-tilde-login "erin (key ~/erin.key) looked up dave ($TMP/erin.out)"
-grep -q '^dave ' "$TMP/A/carol.key.contacts" && ! grep -q '^carol ' "$TMP/A/carol.key.contacts"
-check $? 5-contacts-A "carol's contacts beside carol.key: $(cut -d' ' -f1 "$TMP/A/carol.key.contacts" | tail -n +2 | tr '\n' ' ')"
-grep -q '^carol ' "$TMP/B/dave.key.contacts" && ! grep -q '^dave ' "$TMP/B/dave.key.contacts"
-check $? 5-contacts-B "dave's contacts beside dave.key: $(cut -d' ' -f1 "$TMP/B/dave.key.contacts" | tail -n +2 | tr '\n' ' ')"
-grep -q '^dave ' "$TMP/home/erin.key.contacts"; check $? 5-contacts-tilde "erin's contacts in ~ ($TMP/home/erin.key.contacts)"
+# Each account's trust (user keys and device lists: these accounts upgraded to user keys at their first
+# login) sits in its own KEY.trust beside its key.
+grep -q '^dave ' "$TMP/A/carol.key.trust" && ! grep -q '^erin ' "$TMP/A/carol.key.trust"
+check $? 5-trust-A "carol's trust beside carol.key: $(cut -d' ' -f1 "$TMP/A/carol.key.trust" | tail -n +2 | tr '\n' ' ')"
+grep -q '^carol ' "$TMP/B/dave.key.trust" && ! grep -q '^erin ' "$TMP/B/dave.key.trust"
+check $? 5-trust-B "dave's trust beside dave.key: $(cut -d' ' -f1 "$TMP/B/dave.key.trust" | tail -n +2 | tr '\n' ' ')"
+grep -q '^dave ' "$TMP/home/erin.key.trust"; check $? 5-trust-tilde "erin's trust in ~ ($TMP/home/erin.key.trust)"
 [ ! -e "$TMP/A/contacts" ] && [ ! -e "$TMP/B/contacts" ]; check $? 5-contacts-per-account "no shared per-directory contacts file"
 [ -f "$TMP/A/carol.key.state" ] && [ -f "$TMP/B/dave.key.state" ] && [ -f "$TMP/home/erin.key.state" ]
 check $? 5-state-files "each state file beside its key"

@@ -20,6 +20,8 @@
 #    three registration modes (invite, open, closed).
 # 8. Linking by code: carol's laptop shows a code, her phone approves it; an altered code is refused.
 # 9. The whole flow of a new user: a call that rings both of carol's devices, a message read on both.
+# 10. The server loses its store: a pinned list it no longer presents is refused until its owner's device
+#     puts it back.
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SUITE=identity
 source "$HERE/../call/common.sh"
@@ -182,6 +184,17 @@ grep -q "(laptop, phone)" "$TMP/both.send"; check $? 9-message-to-both "$(grep '
 cli carol.phone inbox >"$TMP/inbox.phone" 2>&1; cli carol.laptop inbox >"$TMP/inbox.laptop" 2>&1
 grep -q "read me on both" "$TMP/inbox.phone" && grep -q "read me on both" "$TMP/inbox.laptop"
 check $? 9-message-read-on-both "phone and laptop inboxes"
+
+# 10. The server loses its store: bob, who pinned hal's list, refuses the server that no longer presents it
+#     (it could be deciding hal's devices); hal's device, holding the user key, puts the list back at its next
+#     login, and bob accepts it again.
+cli bob.phone keys hal >"$TMP/lost0.out" 2>&1; check $? 10-pinned-before "$(grep -m1 'devices of' "$TMP/lost0.out")"
+kill $SERVER; wait $SERVER 2>/dev/null; rm -f "$TMP"/parley.sqlite*; run_server --stun-enabled no
+cli bob.phone keys hal >"$TMP/lost1.out" 2>&1; rc=$?
+[ $rc != 0 ] && grep -q "no longer presents the device list" "$TMP/lost1.out"; check $? 10-withheld-refused "exit $rc: $(grep -m1 REFUSED "$TMP/lost1.out" | sed 's/^!! //')"
+cli hal.phone keys alice >"$TMP/lost2.out" 2>&1
+grep -q "published version 1 again" "$TMP/lost2.out"; check $? 10-owner-restores "$(grep -m1 'note: the server' "$TMP/lost2.out")"
+cli bob.phone keys hal >"$TMP/lost3.out" 2>&1; check $? 10-accepted-again "$(grep -m1 'devices of' "$TMP/lost3.out")"
 
 echo "raw logs: $TMP"
 echo "$PASS passed, $FAIL failed"

@@ -78,11 +78,11 @@ extension SignalHub {
                     cseq, .nak(code: .notAllowed, reason: "the list does not continue version \(current.version)"), on: id)
             }
         } else {
-            guard list.version == 1, let bundle = directory.device(user: party.user, device: party.device),
-                list.certifies(party.device, bundle)
-            else {
+            // The first list of an account (version 1), or a list the holder of the user key puts back on a
+            // server that lost its store: either way it must certify the publishing device's key.
+            guard let bundle = directory.device(user: party.user, device: party.device), list.certifies(party.device, bundle) else {
                 return complete(
-                    cseq, .nak(code: .notAllowed, reason: "a first list must be version 1 and certify this device's key"), on: id)
+                    cseq, .nak(code: .notAllowed, reason: "a first list must certify this device's key"), on: id)
             }
         }
         let store = self.store
