@@ -83,6 +83,9 @@ public final class CallMediaEngine: @unchecked Sendable {
     var reportsSent = 0
     var reportedFinish = false
     var timer: Scheduled<Void>?
+    /// The deadline of the tick running now (while ``inTick``) and of the next one.
+    var tickDeadline = NIODeadline.now()
+    var nextTickDeadline = NIODeadline.now()
     var closed = false
     var inTick = false
     var traversal: MediaTraversal
@@ -364,8 +367,10 @@ public final class CallMediaEngine: @unchecked Sendable {
     }
 
     func scheduleTick(at deadline: NIODeadline) {
+        nextTickDeadline = deadline
         timer = loop.scheduleTask(deadline: deadline) { [self] in
             guard !closed else { return }
+            tickDeadline = deadline
             runTick()
             // Absolute deadlines: no drift, however long a tick took.
             var next = deadline + .milliseconds(20)
@@ -531,7 +536,12 @@ public final class CallMediaEngine: @unchecked Sendable {
                 if let keyLog { Self.logKeys(keys, call: core?.call, to: keyLog) }
                 continuation.yield(.keysReady(device: device, sas: keys.sas, suite: keys.suite))
             case .mediaStarted(let device, let peer):
-                audio?.startPlayout(now: now)
+                // The playout clock on the tick grid, half a frame before the tick that plays the first frame:
+                // each tick then falls in the middle of its frame, so a tick a little late never counts twice
+                // and the jitter buffer is asked exactly once per tick (only a real stall catches up).
+                let firstTick = inTick ? tickDeadline : nextTickDeadline
+                let micros = UInt64(max(0, (firstTick - origin).nanoseconds / 1000))
+                audio?.startPlayout(now: micros > 10_000 ? micros - 10_000 : 0)
                 continuation.yield(.mediaStarted(device: device, peer: peer, wallMicros: Self.wallMicros))
                 // The first frame goes out now, not at the next tick: it is what tells the other side that
                 // media started (docs/PROTOCOL.md §5.3), so it sets the call's setup time.
