@@ -99,7 +99,8 @@ public final class ParleyServerInstance: Sendable {
 
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let http = HTTPService.makeApplication(host: c.httpListen, port: c.httpPort, registry: registry, logger: logger,
-                                               signal: signal?.hub, maxMessage: c.signalMaxLine) {
+                                               signal: signal?.hub, maxMessage: c.signalMaxLine,
+                                               webRoot: c.httpWebRoot.isEmpty ? nil : c.httpWebRoot) {
             port in portContinuation.yield(port)
         }
         services.append(http)

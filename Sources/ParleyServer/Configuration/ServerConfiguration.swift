@@ -15,6 +15,7 @@ public struct ServerConfiguration: Sendable, Equatable {
     // http
     public var httpListen = "0.0.0.0"
     public var httpPort = 8080
+    public var httpWebRoot = ""
     // stun
     public var stunEnabled = true
     public var stunListen = ["0.0.0.0", "::"]
@@ -191,6 +192,9 @@ public struct ConfigKey: Sendable {
         },
         ConfigKey("http.port", "8080", "HTTP port; 0 picks a free one.") { c, v, o throws(ConfigError) in
             c.httpPort = try Parse.port(v, o)
+        },
+        ConfigKey("http.web_root", "", "Directory of the browser client's files, served at / with strict headers; empty: not served.") { c, v, o throws(ConfigError) in
+            c.httpWebRoot = v
         },
         ConfigKey("stun.enabled", "yes", "Run the STUN server.") { c, v, o throws(ConfigError) in
             c.stunEnabled = try Parse.bool(v, o)

@@ -5,11 +5,11 @@ import NIOCore
 import ParleySignal
 import Prometheus
 
-/// The HTTP side of `parley serve`: `/metrics` (Prometheus text format), `/healthz`, and signaling over
-/// WebSocket at `/ws` when a hub is given.
+/// The HTTP side of `parley serve`: `/metrics` (Prometheus text format), `/healthz`, signaling over
+/// WebSocket at `/ws` when a hub is given, and the browser client's files at `/` from `webRoot` when set.
 public enum HTTPService {
     public static func makeApplication(host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger,
-                                       signal: SignalHub? = nil, maxMessage: Int = 131072,
+                                       signal: SignalHub? = nil, maxMessage: Int = 131072, webRoot: String? = nil,
                                        onRunning: @escaping @Sendable (Int) async -> Void = { _ in })
         -> some ApplicationProtocol
     {
@@ -22,6 +22,11 @@ public enum HTTPService {
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        // The browser client, when a root is configured (deny by default: nothing else is served at `/`).
+        if let webRoot, let files = WebClientFiles(root: webRoot) {
+            router.get("/") { request, _ in files.response(for: request.uri.path) }
+            router.get("/**") { request, _ in files.response(for: request.uri.path) }
         }
         return Application(
             router: router,
