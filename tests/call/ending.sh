@@ -6,7 +6,8 @@
 #
 # 1. SIGINT on the caller mid-call, then 2. on the callee: the interrupted side hangs up and exits 130, the
 #    other reports the end within 1 s and exits 0; both recordings read by sox, as long as the call's wall
-#    time within 100 ms, carrying the tone the other side sent (frequency ±2 Hz, level ±2 dB).
+#    time within 100 ms, carrying the tone the other side sent (frequency ±2 Hz, level ±2 dB). SIGTERM on
+#    the caller hangs up the same way and exits 143.
 # 3. The signaling server killed mid-call, then SIGINT on the caller and a second SIGINT 0.2 s later: the
 #    callee hears the end through the media path's authenticated goodbye within 1 s; the second Ctrl-C
 #    exits at once (130) instead of waiting for the server.
@@ -93,6 +94,14 @@ interrupt_call() {
 # 1. Ctrl-C on the caller, 2. on the callee.
 interrupt_call 1 alice
 interrupt_call 2 bob
+# 2b. SIGTERM (a service manager stopping it) hangs up the same way and exits 143.
+start_call 2b
+sleep 1
+kill -TERM $ALICE
+finish $ALICE 10; rc=$?; check $([ $rc = 143 ]; echo $?) 2b-sigterm-exit "alice exited $rc after SIGTERM (143 expected)"
+finish $BOB 10; rc=$?; check $rc 2b-callee-exit "bob exited $rc"
+grep -q '"reason":"sigterm"' "$TMP/2b-alice.jsonl"; check $? 2b-sigterm-reason "$(grep -m1 '"event":"ended"' "$TMP/2b-alice.jsonl")"
+count "$PY" "$HERE/check_ending.py" told 2b "$TMP/2b-alice.jsonl" "$TMP/2b-bob.jsonl"
 
 # 3. Signaling gone: the media path's goodbye carries the end; a second Ctrl-C does not wait for the server.
 start_call 3
