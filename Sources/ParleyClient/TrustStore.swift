@@ -164,7 +164,7 @@ public struct TrustStore: Sendable, Hashable {
         var lines = [Self.header]
         for user in users.keys.sorted() {
             let record = users[user]!
-            lines.append("\(user) \(record.verifiedKey.map { Self.b64($0) } ?? "-") \(record.list.text)")
+            lines.append("\(user) \(record.verifiedKey.map { Base64URL.encode(Array($0)) } ?? "-") \(record.list.text)")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -183,28 +183,13 @@ public struct TrustStore: Sendable, Hashable {
             if f[1] == "-" {
                 verified = nil
             } else {
-                guard let key = Data(base64URL: f[1]), key.count == 32 else { throw .stateFile(path, "line \(index + 1): bad verified key") }
-                verified = key
+                guard let key = SignalBlob(f[1], maxBytes: 32), key.byteCount == 32 else {
+                    throw .stateFile(path, "line \(index + 1): bad verified key")
+                }
+                verified = Data(key.bytes)
             }
             store.users[user] = Record(list: list, verifiedKey: verified)
         }
         return store
-    }
-
-    static func b64(_ data: Data) -> String {
-        var text = data.base64EncodedString()
-        while text.last == "=" { text.removeLast() }
-        return String(text.map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })
-    }
-}
-
-extension Data {
-    /// Canonical unpadded base64url, or nil.
-    init?(base64URL text: some StringProtocol) {
-        guard !text.contains("+"), !text.contains("/"), !text.contains("=") else { return nil }
-        var standard = String(text.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
-        standard.append(String(repeating: "=", count: (4 - standard.utf8.count % 4) % 4))
-        guard let data = Data(base64Encoded: standard), TrustStore.b64(data) == String(text) else { return nil }
-        self = data
     }
 }
