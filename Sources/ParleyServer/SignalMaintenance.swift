@@ -22,10 +22,9 @@ struct SignalMaintenance: Service {
         var table = try AccountTable.merge(store: try await store.accounts(), file: snapshot)
         for (user, text) in try await store.newestDeviceLists() {
             guard let list = try? DeviceList(text: text) else { continue }
-            let listed = Dictionary(uniqueKeysWithValues: list.devices.map { ($0.name.text, $0.bundle) })
             // Devices the operator revoked stay revoked: the list certifies, the operator may still refuse service.
             let active = table.users[user] ?? [:]
-            table = table.replacing(user: user, devices: listed.filter { active[$0.key] == $0.value })
+            table = table.replacing(user: user, devices: list.certifiedBundles.filter { active[$0.key] == $0.value })
         }
         for line in table.ignored { logger.notice("accounts file entry ignored", metadata: ["entry": "\(line)"]) }
         logger.info("accounts loaded", metadata: ["users": "\(table.users.count)"])

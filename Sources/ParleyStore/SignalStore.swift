@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import ParleyCrypto
 
@@ -259,5 +260,13 @@ public enum AccountName {
 
     private static func isAlnum(_ c: UInt8) -> Bool {
         (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
+    }
+}
+
+/// How an invitation's token is stored and looked up (docs/PROTOCOL.md §3.8): lowercase hex of its SHA-256,
+/// so a copy of the store cannot be used to register.
+public enum InviteToken {
+    public static func hash(_ token: [UInt8]) -> String {
+        SHA256.hash(data: token).map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Crypto
 import Foundation
 import ParleyClient
 import ParleyCrypto
@@ -43,7 +42,7 @@ struct Invite: AsyncParsableCommand {
         var rng = SystemRandomNumberGenerator()
         for i in token.indices { token[i] = UInt8.random(in: 0...255, using: &rng) }
         let text = SignalBlob(bytes: token).text
-        let hash = SHA256.hash(data: token).map { String(format: "%02x", $0) }.joined()
+        let hash = InviteToken.hash(token)
         let expiry = Date().addingTimeInterval(Self.seconds(expires)!)
         let opened = try store.open(creating: true)
         try await User.perform { try await opened.createInvite(tokenHash: hash, user: user, expires: expiry, at: Date()) }
@@ -88,17 +87,16 @@ struct Register: AsyncParsableCommand {
         let identity = try Enrol.deviceKey(files)
         let (host, port) = options.hostAndPort!
         let user = SignalName(name)!
-        let (key, list): (UserIdentity, DeviceList)
+        let (key, list, code): (UserIdentity, DeviceList, String)
         do {
-            (key, list) = try await EnrolmentClient.register(
-                user: user, device: SignalName(options.device)!, identity: identity, invite: token, host: host, port: port,
-                tls: options.tlsSettings)
+            (key, list, code) = try await UserKeySetup.create(
+                user, device: SignalName(options.device)!, bundle: identity.publicBundle, files: files
+            ) { list in
+                try await EnrolmentClient.register(list, invite: token, host: host, port: port, tls: options.tlsSettings)
+            }
         } catch let error as EnrolmentError {
             throw ClientCLI.failure("registration \(error)")
         }
-        try UserKeyFile.write(key, to: files.userKey)
-        let (recovery, code) = try RecoveryFile.seal(key)
-        try KeyFileWriter.write(recovery, to: files.userKeyRecovery)
         var login = options
         login.user = name
         let (client, _) = try await login.logIn(upgrade: false)

@@ -84,6 +84,11 @@ public struct DeviceList: Sendable, Hashable {
     /// The entry of a certified device.
     public func device(_ name: SignalName) -> Entry? { devices.first { $0.name == name } }
 
+    /// Every certified device's bundle, by device name.
+    public var certifiedBundles: [String: DevicePublicBundle] {
+        Dictionary(uniqueKeysWithValues: devices.map { ($0.name.text, $0.bundle) })
+    }
+
     /// Whether `bundle` is certified as `name`.
     public func certifies(_ name: SignalName, _ bundle: DevicePublicBundle) -> Bool { device(name)?.bundle == bundle }
 

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import Logging
 import NIOCore
@@ -94,11 +93,7 @@ extension SignalHub {
                     devices: list.devices.map { ($0.name.text, $0.bundle.encoded) }, at: now)
                 self.loop.execute {
                     let before = self.directory
-                    self.deviceLists[party.user] = list
-                    self.directory = AccountTableDirectory(
-                        table: self.directory.table.replacing(
-                            user: party.user.text,
-                            devices: Dictionary(uniqueKeysWithValues: list.devices.map { ($0.name.text, $0.bundle) })))
+                    self.adopt(list)
                     self.logger.info(
                         "device list published",
                         metadata: ["user": "\(party.user)", "version": "\(list.version)", "devices": "\(list.devices.count)"])
@@ -117,6 +112,12 @@ extension SignalHub {
                 self.loop.execute { self.connections[id]?.connection.close() }
             }
         }
+    }
+
+    /// A stored list becomes its user's newest, and the user's served devices are exactly those it certifies.
+    func adopt(_ list: DeviceList) {
+        deviceLists[list.user] = list
+        directory = AccountTableDirectory(table: directory.table.replacing(user: list.user.text, devices: list.certifiedBundles))
     }
 
     /// A `register` or `link` before login (docs/PROTOCOL.md §3.8).
@@ -154,7 +155,7 @@ extension SignalHub {
             guard directory.devices(of: list.user).isEmpty, deviceLists[list.user] == nil else {
                 return answer(.refused(code: .userExists, reason: "that name is taken"))
             }
-            let inviteHash = invite.map { SHA256.hash(data: $0.bytes).map { String(format: "%02x", $0) }.joined() }
+            let inviteHash = invite.map { InviteToken.hash($0.bytes) }
             let store = self.store
             let at = Date(timeIntervalSince1970: Double(now) / 1000)
             Task {
@@ -163,11 +164,7 @@ extension SignalHub {
                         user: list.user.text, list: list.text, version: 1,
                         devices: list.devices.map { ($0.name.text, $0.bundle.encoded) }, inviteHash: inviteHash, at: at)
                     self.loop.execute {
-                        self.deviceLists[list.user] = list
-                        self.directory = AccountTableDirectory(
-                            table: self.directory.table.replacing(
-                                user: list.user.text,
-                                devices: Dictionary(uniqueKeysWithValues: list.devices.map { ($0.name.text, $0.bundle) })))
+                        self.adopt(list)
                         self.logger.info("registered", metadata: ["user": "\(list.user)", "invite": "\(inviteHash != nil)"])
                         answer(.enrolled(kind: .registered, detail: list.user.text))
                     }
