@@ -75,20 +75,14 @@ public enum EnrolmentClient {
         }
     }
 
-    /// Registers `user` with a new user key and `device` as its first device (`identity`): returns the user
-    /// key and the first list, which the caller keeps (``UserKeyFile``) once this returns.
+    /// Registers the account `list` makes: its version 1, one device, signed by the account's new user key
+    /// (which the caller keeps).
     public static func register(
-        user: SignalName, device: SignalName, identity: DeviceIdentity, invite: [UInt8]?, host: String, port: Int,
-        tls: ClientTLS? = nil, media: [String] = ["parley"]
-    ) async throws -> (UserIdentity, DeviceList) {
-        let key = UserIdentity.generate(user: user)
-        let list = try DeviceList.first(
-            by: key, devices: [.init(name: device, bundle: identity.publicBundle, media: media)],
-            time: UInt64(Date().timeIntervalSince1970 * 1000))
+        _ list: DeviceList, invite: [UInt8]?, host: String, port: Int, tls: ClientTLS? = nil
+    ) async throws {
         _ = try await send(
             .register(invite: invite.map { SignalBlob(bytes: $0) }, list: SignalBlob(bytes: list.wire)), host: host, port: port,
             tls: tls)
-        return (key, list)
     }
 
     /// Asks to join `user`'s account as `device`: returns the link code to show (text and URI), once the

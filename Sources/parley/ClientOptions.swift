@@ -128,14 +128,10 @@ extension ClientOptions {
                     + "on one of them and link the others, so the server can no longer add devices to the account")
             return
         }
-        let user = UserIdentity.generate(user: welcome.user)
         do {
-            let list = try DeviceList.first(
-                by: user, devices: [.init(name: welcome.device, bundle: identity.publicBundle)], time: IdentityInit.now)
-            let (recovery, code) = try RecoveryFile.seal(user)
-            _ = try await client.publish(list)
-            try UserKeyFile.write(user, to: files.userKey)
-            try? KeyFileWriter.write(recovery, to: files.userKeyRecovery)
+            let (user, _, code) = try await UserKeySetup.create(
+                welcome.user, device: welcome.device, bundle: identity.publicBundle, files: files
+            ) { _ = try await client.publish($0) }
             _ = try? await client.lookUp(welcome.user)
             ClientCLI.warn(
                 "note: upgraded \(welcome.user) to a user key (\(user.fingerprint)), kept in \(files.userKey); "

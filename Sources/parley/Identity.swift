@@ -39,16 +39,12 @@ struct IdentityInit: AsyncParsableCommand {
                     "\(welcome.user) already has a user key (version \(existing.list!.version) of its device list); "
                         + "link this device from one that holds it")
             }
-            let user = UserIdentity.generate(user: welcome.user)
-            let list = try DeviceList.first(
-                by: user, devices: [.init(name: welcome.device, bundle: identity.publicBundle)], time: Self.now)
-            try UserKeyFile.write(user, to: files.userKey)
-            let (recovery, code) = try RecoveryFile.seal(user)
-            try KeyFileWriter.write(recovery, to: files.userKeyRecovery)
-            let version = try await client.publish(list)
+            let (user, list, code) = try await UserKeySetup.create(
+                welcome.user, device: welcome.device, bundle: identity.publicBundle, files: files
+            ) { _ = try await client.publish($0) }
             _ = try await client.lookUp(welcome.user)  // pins our own list in this account's trust store
             print("user key of \(welcome.user): \(user.fingerprint)")
-            print("device list version \(version): \(welcome.device)")
+            print("device list version \(list.version): \(welcome.device)")
             print("recovery file: \(files.userKeyRecovery)")
             print("recovery code (shown once; keep it apart from the file): \(code)")
         }
@@ -263,6 +259,33 @@ struct Verify: AsyncParsableCommand {
                 print("(verified)")
             }
         }
+    }
+}
+
+/// Making a user's key (docs/PROTOCOL.md §3.8), the one way `identity init`, `register` and the automatic
+/// upgrade all do it.
+enum UserKeySetup {
+    /// Makes a user key and the first device list certifying `device` with `bundle`, keeps the key on this
+    /// device (`KEY.user`, and `KEY.user.recovery` sealed under a code returned to show once) and hands the
+    /// list to `publish`. The key is on disk before the list exists anywhere, so a published list always has
+    /// its key; when publishing fails, both files are removed again (nothing was published).
+    static func create(
+        _ user: SignalName, device: SignalName, bundle: DevicePublicBundle, files: ClientFiles,
+        publish: (DeviceList) async throws -> Void
+    ) async throws -> (key: UserIdentity, list: DeviceList, code: String) {
+        let key = UserIdentity.generate(user: user)
+        let list = try DeviceList.first(by: key, devices: [.init(name: device, bundle: bundle)], time: IdentityInit.now)
+        let (recovery, code) = try RecoveryFile.seal(key)
+        try UserKeyFile.write(key, to: files.userKey)
+        do {
+            try KeyFileWriter.write(recovery, to: files.userKeyRecovery)
+            try await publish(list)
+        } catch {
+            unlink(files.userKey)
+            unlink(files.userKeyRecovery)
+            throw error
+        }
+        return (key, list, code)
     }
 }
 
