@@ -103,20 +103,16 @@ public struct DevicePublicBundle: Sendable, Hashable {
 
     /// For people comparing devices out of band: the first 16 bytes of SHA-256 of ``encoded``, as
     /// lowercase hex in groups of four digits separated by spaces (`"3f2a 91c0 …"`, 8 groups).
-    public var fingerprint: String {
-        let digest = SHA256.hash(data: Data(encoded.utf8))
-        let hex = digest.prefix(16).map { byte in
-            let digits = String(byte, radix: 16)
-            return digits.count == 1 ? "0" + digits : digits
-        }.joined()
-        var groups: [Substring] = []
-        var start = hex.startIndex
-        while start < hex.endIndex {
-            let end = hex.index(start, offsetBy: 4, limitedBy: hex.endIndex) ?? hex.endIndex
-            groups.append(hex[start..<end])
-            start = end
-        }
-        return groups.joined(separator: " ")
+    public var fingerprint: String { Self.fingerprint(of: Data(encoded.utf8)) }
+
+    /// The first 16 bytes of SHA-256 of `data` as lowercase hex in eight space-separated groups of four: the
+    /// form every Parley fingerprint (devices, user keys) is shown in.
+    static func fingerprint(of data: Data) -> String {
+        let hex = SHA256.hash(data: data).prefix(16).map { String(format: "%02x", $0) }.joined()
+        return stride(from: 0, to: hex.count, by: 4).map { offset -> String in
+            let start = hex.index(hex.startIndex, offsetBy: offset)
+            return String(hex[start..<hex.index(start, offsetBy: 4)])
+        }.joined(separator: " ")
     }
 }
 

@@ -31,18 +31,7 @@ final class SignalIntegrationTests: XCTestCase {
             bob.laptop = \(bobLaptop.publicBundle.encoded)
             bob.phone = \(bobPhone.publicBundle.encoded)   # inline comment
             """
-        try accounts.write(toFile: dir + "/accounts.conf", atomically: true, encoding: .utf8)
-        var c = ServerConfiguration()
-        c.stunEnabled = false
-        c.httpListen = "127.0.0.1"
-        c.httpPort = 0
-        c.threads = 2
-        c.signalListen = ["127.0.0.1"]
-        c.signalPort = 0
-        c.storePath = dir + "/parley.sqlite"
-        c.signalAccountsFile = dir + "/accounts.conf"
-        mutate(&c)
-        return try await ParleyServerInstance.start(c)
+        return try await TestServer.start(in: dir, accountsFile: accounts, mutate)
     }
 
     func testWholeCallAcrossTwoCalleeDevices() async throws {

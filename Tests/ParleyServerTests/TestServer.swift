@@ -9,8 +9,16 @@ enum TestServer {
         in directory: String, accounts: [(account: String, identity: DeviceIdentity)],
         _ mutate: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> ParleyServerInstance {
-        try accounts.map { "\($0.account) = \($0.identity.publicBundle.encoded)" }.joined(separator: "\n")
-            .write(toFile: directory + "/accounts.conf", atomically: true, encoding: .utf8)
+        try await start(
+            in: directory, accountsFile: accounts.map { "\($0.account) = \($0.identity.publicBundle.encoded)" }.joined(separator: "\n"),
+            mutate)
+    }
+
+    /// The same with the accounts file's text as given (comments and all).
+    static func start(
+        in directory: String, accountsFile: String, _ mutate: (inout ServerConfiguration) -> Void = { _ in }
+    ) async throws -> ParleyServerInstance {
+        try accountsFile.write(toFile: directory + "/accounts.conf", atomically: true, encoding: .utf8)
         var c = ServerConfiguration()
         c.stunEnabled = false
         c.httpListen = "127.0.0.1"

@@ -29,13 +29,7 @@ public struct UserIdentity: Sendable {
     public var fingerprint: String { UserIdentity.fingerprint(of: publicKey) }
 
     /// The fingerprint of a user public key (see ``fingerprint``).
-    public static func fingerprint(of publicKey: Data) -> String {
-        let hex = SHA256.hash(data: publicKey).prefix(16).map { String(format: "%02x", $0) }.joined()
-        return stride(from: 0, to: hex.count, by: 4).map { offset -> String in
-            let start = hex.index(hex.startIndex, offsetBy: offset)
-            return String(hex[start..<hex.index(start, offsetBy: 4)])
-        }.joined(separator: " ")
-    }
+    public static func fingerprint(of publicKey: Data) -> String { DevicePublicBundle.fingerprint(of: publicKey) }
 }
 
 /// The user key on disk, a text file readable only by its owner:
